@@ -1,0 +1,2 @@
+// diffprune's public API.
+export * as torch from "./torch/index.js";

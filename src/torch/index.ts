@@ -1,0 +1,9 @@
+// diffprune's tensor library: libtorch through the native addon, with PyTorch's names and
+// TensorFlow.js's explicit memory management.
+export { Tensor, type Dims, type MemoryFormat } from "./tensor.js";
+export type { AnyTypedArray, Device, DType, LoadDType } from "./dtype.js";
+export { tidy, keep, dispose, memory } from "./scope.js";
+export * from "./creation.js";
+export * from "./functional.js";
+export * from "./autograd.js";
+export * from "./runtime.js";
