@@ -54,7 +54,7 @@ function firstLeaf(data: NestedArray): number | boolean | undefined {
  */
 export function tensor(
   data: NestedArray | AnyTypedArray,
-  options: TensorOptions & { shape?: number[]; dtype?: LoadDType } = {},
+  options: { dtype?: LoadDType; device?: Device; shape?: number[] } = {},
 ): Tensor {
   const device = options.device ?? null;
   if (ArrayBuffer.isView(data)) {

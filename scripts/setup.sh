@@ -1,0 +1,41 @@
+#!/bin/sh
+# Set-up for diffprune on Debian: system packages, npm packages, the native addon, TypeScript.
+# Idempotent and quick when nothing is missing; README's commands run it first.
+set -eu
+cd "$(dirname "$0")/.."
+
+log() { echo "setup: $*" >&2; }
+
+# System packages: libtorch (the engine), OpenBLAS (libtorch's matmul is ~25x slower on the
+# reference BLAS), Fashion-MNIST (the embedded dataset), and what node-gyp needs to build.
+packages="libtorch-dev libopenblas0-pthread dataset-fashion-mnist g++ make python3"
+missing=""
+for pkg in $packages; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  log "installing Debian packages:$missing"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "run as root, or install:$missing"; exit 1; }
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# npm packages, when package-lock.json changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages"
+  npm ci --ignore-scripts --no-audit --no-fund >&2
+fi
+
+# The addon: make rebuilds only what changed.
+if [ ! -f build/Makefile ] || [ binding.gyp -nt build/Makefile ]; then
+  log "configuring the native addon"
+  npx node-gyp configure >&2
+fi
+npx node-gyp build --jobs max >/dev/null 2>build/.build-log || { cat build/.build-log >&2; log "building the native addon failed"; exit 1; }
+
+# TypeScript.
+npx tsc -p tsconfig.json
