@@ -40,7 +40,8 @@ DP_UNARY(trace, at::trace(x))
 #define DP_BINARY(name, fn)                                           \
   DP_FN(name) {                                                       \
     const int64_t mask = ScalarMaskArg(info, 2);                      \
-    return W(info, fn(OperandArg(info, 0, mask & 1), OperandArg(info, 1, mask & 2))); \
+    const at::Tensor a = OperandArg(info, 0, mask & 1);               \
+    return W(info, fn(a, OperandArg(info, 1, mask & 2)));             \
   }
 
 DP_BINARY(add, at::add)
@@ -75,9 +76,19 @@ DP_FN(clamp) {
   return W(info, at::clamp(TensorArg(info, 0), lo, hi));
 }
 
-// baddbmm(input, batch1, batch2, beta, alpha) = beta * input + alpha * batch1 @ batch2
+// baddbmm(input, batch1, batch2, beta, alpha) = beta * input + alpha * batch1 @ batch2.
+// With beta 0 the input is ignored (NaN in it too), as PyTorch documents; libtorch 1.13's
+// small-matrix CPU kernel instead reads uninitialised memory then (pytorch#80588), so that case
+// runs as alpha * bmm.
 DP_FN(baddbmm) {
-  return W(info, at::baddbmm(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2), ScalarArg(info, 3), ScalarArg(info, 4)));
+  const at::Tensor& input = TensorArg(info, 0);
+  const at::Tensor &b1 = TensorArg(info, 1), &b2 = TensorArg(info, 2);
+  const at::Scalar beta = ScalarArg(info, 3), alpha = ScalarArg(info, 4);
+  if (beta.toDouble() == 0) {
+    at::Tensor out = at::bmm(b1, b2);
+    return W(info, (alpha.toDouble() == 1 ? out : out.mul_(alpha)).expand(at::infer_size(input.sizes(), out.sizes())).contiguous());
+  }
+  return W(info, at::baddbmm(input, b1, b2, beta, alpha));
 }
 
 // Reductions take (t, dims | null, keepdim); null dims reduce over everything.

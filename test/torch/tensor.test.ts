@@ -213,6 +213,7 @@ describe("math", () => {
     assertClose(torch.bmm(a.unsqueeze(0), b.unsqueeze(0)), [19, 22, 43, 50]);
     const c = torch.ones([1, 2, 2]);
     assertClose(torch.baddbmm(c, a.unsqueeze(0), b.unsqueeze(0), { beta: 2, alpha: 0.5 }), [11.5, 13, 23.5, 27]);
+    assertClose(torch.baddbmm(c, a.unsqueeze(0), b.unsqueeze(0), { beta: 0, alpha: 0.5 }), [9.5, 11, 21.5, 25]);
     const logits = tensor([[0, Math.log(3)]], { dtype: "float64" });
     assertClose(logits.softmax(-1), [0.25, 0.75], 1e-12);
     assertClose(logits.logSoftmax(-1), [Math.log(0.25), Math.log(0.75)], 1e-12);
