@@ -1,0 +1,69 @@
+// The spatial self-attention block of diffusers' UNet2DModel (Attention with group norm, a
+// residual connection and the output rescale). Checkpoint names: group_norm, to_q, to_k, to_v,
+// to_out.0 (older checkpoints say query, key, value, proj_attn; the model loader renames them).
+import type { Tensor } from "../torch/index.js";
+import { Linear } from "./linear.js";
+import { Module, ModuleList } from "./module.js";
+import { GroupNorm } from "./norm.js";
+
+export interface AttentionOptions {
+  /** Number of heads; 1 for single-head attention (attention_head_dim null). */
+  heads: number;
+  /** Channels per head when built; fixes the softmax scale for good (pruning keeps it). */
+  dimHead: number;
+  normNumGroups: number;
+  eps: number;
+  rescaleOutputFactor?: number;
+}
+
+export class Attention extends Module {
+  readonly heads: number;
+  /** 1/sqrt(original head dim): fixed at construction so pruned and unpruned agree. */
+  readonly scale: number;
+  readonly rescaleOutputFactor: number;
+  readonly groupNorm: GroupNorm;
+  readonly toQ: Linear;
+  readonly toK: Linear;
+  readonly toV: Linear;
+  readonly toOut: ModuleList<Linear>;
+
+  constructor(channels: number, options: AttentionOptions) {
+    super();
+    const { heads, dimHead, normNumGroups, eps, rescaleOutputFactor = 1 } = options;
+    this.heads = heads;
+    this.scale = 1 / Math.sqrt(dimHead);
+    this.rescaleOutputFactor = rescaleOutputFactor;
+    const inner = heads * dimHead;
+    this.groupNorm = this.registerModule("group_norm", new GroupNorm(normNumGroups, channels, { eps }));
+    this.toQ = this.registerModule("to_q", new Linear(channels, inner));
+    this.toK = this.registerModule("to_k", new Linear(channels, inner));
+    this.toV = this.registerModule("to_v", new Linear(channels, inner));
+    this.toOut = this.registerModule("to_out", new ModuleList([new Linear(inner, channels)]));
+  }
+
+  /** [B*heads, L, d] from [B, L, heads*d]. */
+  #headsToBatch(x: Tensor): Tensor {
+    const [b, l, inner] = x.shape as [number, number, number];
+    const d = inner / this.heads;
+    return x.reshape(b, l, this.heads, d).permute(0, 2, 1, 3).reshape(b * this.heads, l, d);
+  }
+
+  #batchToHeads(x: Tensor): Tensor {
+    const [bh, l, d] = x.shape as [number, number, number];
+    const b = bh / this.heads;
+    return x.reshape(b, this.heads, l, d).permute(0, 2, 1, 3).reshape(b, l, this.heads * d);
+  }
+
+  forward(x: Tensor): Tensor {
+    const [b, c, h, w] = x.shape as [number, number, number, number];
+    const tokens = this.groupNorm.forward(x).reshape(b, c, h * w).transpose(1, 2); // [B, HW, C]
+    const q = this.#headsToBatch(this.toQ.forward(tokens));
+    const k = this.#headsToBatch(this.toK.forward(tokens));
+    const v = this.#headsToBatch(this.toV.forward(tokens));
+    const scores = q.bmm(k.transpose(1, 2)).mul(this.scale);
+    const attended = this.#batchToHeads(scores.softmax(-1).bmm(v));
+    const out = this.toOut.at(0).forward(attended).transpose(1, 2).reshape(b, c, h, w);
+    const residual = out.add(x);
+    return this.rescaleOutputFactor === 1 ? residual : residual.div(this.rescaleOutputFactor);
+  }
+}
