@@ -1,0 +1,13 @@
+// File formats and safe writes: safetensors checkpoints, PNG/JPEG images, atomic files.
+export { writeFileAtomic, writeFileAtomicAsync, writeJsonAtomic } from "./atomic.js";
+export {
+  parse,
+  serialize,
+  load,
+  loadFile,
+  saveFile,
+  SafetensorsError,
+  type Parsed,
+  type SafetensorsDType,
+  type TensorInfo,
+} from "./safetensors.js";
