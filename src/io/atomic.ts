@@ -11,8 +11,12 @@ function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
 }
 
-const bytesOf = (data: Uint8Array | string): Uint8Array =>
-  typeof data === "string" ? Buffer.from(data, "utf8") : data;
+function bytesOf(data: Uint8Array | string): Uint8Array {
+  if (typeof data === "string") return Buffer.from(data, "utf8");
+  // Checked at run time too: writing a non-view would silently write nothing over the target.
+  if (!(data instanceof Uint8Array)) throw new TypeError(`writeFileAtomic: data must be a Uint8Array or a string, not ${Object.prototype.toString.call(data)}`);
+  return data;
+}
 
 /** Makes the rename itself durable; not every platform can fsync a directory, so best effort. */
 function fsyncDir(dir: string): void {

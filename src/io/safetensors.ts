@@ -68,15 +68,16 @@ function readEntry(name: string, raw: unknown, dataLength: number, fail: (msg: s
     throw fail(`${what}: shape ${show(shape)} is not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount))
     throw fail(`${what}: data_offsets ${show(offsets)} is not two non-negative integers [begin, end]`);
-  const [begin, end] = offsets as [number, number];
+  // `+ 0` turns a JSON "-0" into 0, so no -0 leaks into shapes.
+  const [begin, end] = (offsets as number[]).map((v) => v + 0) as [number, number];
   if (begin > end) throw fail(`${what}: data_offsets [${begin}, ${end}] begin after they end`);
   // BigInt: a hostile shape may overflow a double's exact range.
-  const need = shape.reduce((n: bigint, d: number) => n * BigInt(d), 1n) * BigInt(ITEM_SIZE[dtype]);
+  const need = (shape as number[]).reduce((n, d) => n * BigInt(d), 1n) * BigInt(ITEM_SIZE[dtype]);
   if (BigInt(end - begin) !== need)
     throw fail(`${what}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but shape [${shape.join(", ")}] of ${dtype} needs ${need}`);
   if (end > dataLength)
     throw fail(`${what}: data_offsets [${begin}, ${end}] run past the data area of ${dataLength} bytes (truncated file?)`);
-  return { name, dtype, shape: shape as number[], begin, end };
+  return { name, dtype, shape: (shape as number[]).map((d) => d + 0), begin, end };
 }
 
 function readMetadata(raw: unknown, fail: (msg: string) => SafetensorsError): Record<string, string> {
