@@ -1,0 +1,95 @@
+// The dataset interface every source implements, and the in-memory uint8 dataset that
+// Fashion-MNIST, CIFAR-10 and small image folders share. Images stay uint8 in JS (Fashion-MNIST
+// train is 47 MB so, 188 MB as float32) and become a float tensor one batch at a time.
+import type * as torch from "../torch/index.js";
+import { convertChannels, fitToSize, toNormalizedTensor, type ChwImage, type ResizeMode } from "./transforms.js";
+
+export interface ImageDataset {
+  readonly length: number;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+  /** Class labels (one per image), when the data has them. */
+  readonly labels?: Int32Array;
+  /** The images at `indices` as float32 [B, C, H, W] in [-1, 1], transforms applied. */
+  getBatch(indices: readonly number[]): torch.Tensor;
+}
+
+/** What the model takes: square samples of `sampleSize` with `channels` channels. */
+export interface SampleOptions {
+  sampleSize: number;
+  channels: number;
+  /** How images reach the sample size; defaults per dataset (pad for 28x28 Fashion-MNIST). */
+  resize?: ResizeMode;
+}
+
+/** Data that cannot be read, or is not what it claims to be. */
+export class DatasetError extends Error {
+  override name = "DatasetError";
+}
+
+/** An image converted to the sample's channels and size. */
+export function toSample(img: ChwImage, { sampleSize, channels, resize = "bilinear" }: SampleOptions): ChwImage {
+  return fitToSize(convertChannels(img, channels), sampleSize, resize);
+}
+
+/** Stacks the images at `indices` (each already channels x size x size) into a [-1, 1] batch. */
+export function collate(indices: readonly number[], imageAt: (index: number) => ChwImage, channels: number, size: number): torch.Tensor {
+  const per = channels * size * size;
+  const bytes = new Uint8Array(indices.length * per);
+  indices.forEach((index, b) => {
+    const img = imageAt(index);
+    if (img.data.length !== per) throw new Error(`collate(): image ${index} has ${img.data.length} bytes, expected ${per}`);
+    bytes.set(img.data, b * per);
+  });
+  return toNormalizedTensor(bytes, [indices.length, channels, size, size]);
+}
+
+export function checkIndex(index: number, length: number): void {
+  if (!Number.isInteger(index) || index < 0 || index >= length) throw new RangeError(`index ${index} is out of range for a dataset of ${length} images`);
+}
+
+/** Source images of one size, stored uint8 [N, C, H, W]; fitted to the sample per batch. */
+export class Uint8ImageDataset implements ImageDataset {
+  readonly length: number;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+  readonly labels?: Int32Array;
+  readonly #images: Uint8Array;
+  readonly #source: { channels: number; height: number; width: number };
+  readonly #sample: SampleOptions;
+
+  /** `images` holds `source.count` images of source.channels x source.height x source.width. */
+  constructor(
+    images: Uint8Array,
+    source: { count: number; channels: number; height: number; width: number },
+    sample: SampleOptions,
+    labels?: Int32Array,
+  ) {
+    const per = source.channels * source.height * source.width;
+    if (images.length !== source.count * per)
+      throw new RangeError(`Uint8ImageDataset: ${images.length} bytes, expected ${source.count} images x ${per}`);
+    if (labels !== undefined && labels.length !== source.count)
+      throw new RangeError(`Uint8ImageDataset: ${labels.length} labels for ${source.count} images`);
+    this.#images = images;
+    this.#source = { channels: source.channels, height: source.height, width: source.width };
+    this.#sample = sample;
+    this.length = source.count;
+    this.channels = sample.channels;
+    this.height = this.width = sample.sampleSize;
+    if (labels !== undefined) this.labels = labels;
+  }
+
+  /** The source image at `index`, before conversion (a view, not a copy). */
+  rawImage(index: number): ChwImage {
+    checkIndex(index, this.length);
+    const { channels, height, width } = this.#source;
+    const per = channels * height * width;
+    return { channels, height, width, data: this.#images.subarray(index * per, (index + 1) * per) };
+  }
+
+  getBatch(indices: readonly number[]): torch.Tensor {
+    return collate(indices, (i) => toSample(this.rawImage(i), this.#sample), this.channels, this.height);
+  }
+}
