@@ -22,6 +22,17 @@ std::vector<Slot> g_slots;
 std::vector<uint32_t> g_free;
 int64_t g_live_tensors = 0;
 int64_t g_live_bytes = 0;
+int64_t g_unreported = 0;  // bytes not yet reported to V8
+
+// Tells V8 about native memory in steps of 1 MiB or more: a report per op costs more than the op
+// for small tensors, and V8 only needs the trend to schedule collections.
+void ReportExternal(napi_env env, int64_t delta) {
+  g_unreported += delta;
+  if (g_unreported > -(1 << 20) && g_unreported < (1 << 20)) return;
+  int64_t ignored;
+  napi_adjust_external_memory(env, g_unreported, &ignored);
+  g_unreported = 0;
+}
 
 int64_t BytesOf(const at::Tensor& t) {
   return t.defined() ? static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size()) : 0;
@@ -68,8 +79,7 @@ Napi::Value Wrap(Napi::Env env, at::Tensor tensor) {
   s.alive = true;
   g_live_tensors += 1;
   g_live_bytes += s.bytes;
-  int64_t ignored;
-  napi_adjust_external_memory(env, s.bytes, &ignored);  // lets V8 see native memory pressure
+  ReportExternal(env, s.bytes);
   return Napi::Number::New(env, static_cast<double>(index) + static_cast<double>(s.generation) * kIndexSpan);
 }
 
@@ -91,8 +101,7 @@ bool Dispose(Napi::Env env, const Napi::Value& v) {
   g_free.push_back(static_cast<uint32_t>(s - g_slots.data()));
   g_live_tensors -= 1;
   g_live_bytes -= bytes;
-  int64_t ignored;
-  napi_adjust_external_memory(env, -bytes, &ignored);
+  ReportExternal(env, -bytes);
   return true;
 }
 

@@ -18,6 +18,7 @@ export interface Native {
   torchVersion: string;
   // lifetime and metadata
   dispose(t: H): boolean;
+  disposeMany(ts: H[]): void;
   isDisposed(t: H): boolean;
   memory(): { numTensors: number; numBytes: number };
   shape(t: H): number[];

@@ -56,21 +56,23 @@ export function tidy<T>(fn: () => T): T {
     result = fn();
   } catch (err) {
     scopes.pop();
-    for (const t of scope) if (!t.kept) t.dispose();
+    native.disposeMany(scope.filter((t) => !t.kept).map((t) => t.handle));
     throw err;
   }
   scopes.pop();
   if (result instanceof Promise) {
-    for (const t of scope) if (!t.kept) t.dispose();
+    native.disposeMany(scope.filter((t) => !t.kept).map((t) => t.handle));
     throw new Error("tidy() takes a synchronous function: tensors created after an await would escape the scope");
   }
   const returned = new Set<Tensor>();
   collect(result, returned, new Set());
+  const garbage: number[] = [];
   for (const t of scope) {
     if (t.kept) continue;
     if (returned.has(t)) track(t);
-    else t.dispose();
+    else garbage.push(t.handle);
   }
+  native.disposeMany(garbage);
   return result;
 }
 
