@@ -1,0 +1,70 @@
+// Model folders as diffusers lays them out: a bare model folder (config.json +
+// diffusion_pytorch_model.safetensors) or a pipeline folder (unet/, scheduler/, model_index.json).
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Tensor } from "../torch/index.js";
+import { loadFile, saveFile, writeJsonAtomic } from "../io/index.js";
+
+export const WEIGHTS_NAME = "diffusion_pytorch_model.safetensors";
+export const CONFIG_NAME = "config.json";
+
+export class ModelFolderError extends Error {
+  override name = "ModelFolderError";
+}
+
+export interface ModelFolder {
+  /** The folder holding config.json and the weights. */
+  modelDir: string;
+  /** The folder holding scheduler_config.json, when there is one. */
+  schedulerDir: string | null;
+}
+
+/** Finds the model (and scheduler) inside a bare model folder or a pipeline folder. */
+export function resolveModelFolder(dir: string): ModelFolder {
+  if (!existsSync(dir)) throw new ModelFolderError(`${dir}: no such folder; give a diffusers model folder (config.json + ${WEIGHTS_NAME}) or pipeline folder (unet/, scheduler/)`);
+  const bare = existsSync(join(dir, CONFIG_NAME));
+  const modelDir = bare ? dir : join(dir, "unet");
+  if (!existsSync(join(modelDir, CONFIG_NAME)))
+    throw new ModelFolderError(`${dir}: neither ${CONFIG_NAME} nor unet/${CONFIG_NAME} is there; is this a diffusers model folder?`);
+  if (!existsSync(join(modelDir, WEIGHTS_NAME))) {
+    const pickle = ["diffusion_pytorch_model.bin", "diffusion_pytorch_model.pt"].find((f) => existsSync(join(modelDir, f)));
+    throw new ModelFolderError(
+      pickle
+        ? `${modelDir}: only ${pickle} is there; convert it to ${WEIGHTS_NAME} (in Python: diffusers' save_pretrained(..., safe_serialization=True)), pickles are not read`
+        : `${modelDir}: ${WEIGHTS_NAME} is missing`,
+    );
+  }
+  const candidates = bare ? [dir, join(dir, "scheduler")] : [join(dir, "scheduler"), dir];
+  const schedulerDir = candidates.find((d) => existsSync(join(d, "scheduler_config.json"))) ?? null;
+  return { modelDir, schedulerDir };
+}
+
+export function readConfig(modelDir: string): Record<string, unknown> {
+  const file = join(modelDir, CONFIG_NAME);
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    throw new ModelFolderError(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Attention parameter names of checkpoints from before diffusers 0.14, and their new names. */
+const LEGACY_ATTENTION = /^(.*\.attentions\.\d+\.)(query|key|value|proj_attn)\.(weight|bias)$/;
+const RENAMED: Record<string, string> = { query: "to_q", key: "to_k", value: "to_v", proj_attn: "to_out.0" };
+
+/** A checkpoint's tensors under current diffusers names. */
+export function readWeights(modelDir: string): Map<string, Tensor> {
+  const raw = loadFile(join(modelDir, WEIGHTS_NAME));
+  const out = new Map<string, Tensor>();
+  for (const [key, t] of raw) {
+    const m = LEGACY_ATTENTION.exec(key);
+    out.set(m ? `${m[1]}${RENAMED[m[2]!]}.${m[3]}` : key, t);
+  }
+  return out;
+}
+
+export function writeModelFolder(dir: string, config: Record<string, unknown>, state: Map<string, Tensor>): void {
+  mkdirSync(dir, { recursive: true });
+  saveFile(state, join(dir, WEIGHTS_NAME), { format: "pt" });
+  writeJsonAtomic(join(dir, CONFIG_NAME), config);
+}

@@ -1,0 +1,78 @@
+// ResnetBlock2D, Downsample2D and Upsample2D as diffusers defines them.
+import * as torch from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+import { Conv2d, Dropout, GroupNorm, Linear, Module, SiLU } from "../nn/index.js";
+
+export interface ResnetOptions {
+  tembChannels: number;
+  groups: number;
+  eps: number;
+  dropout: number;
+  outputScaleFactor: number;
+}
+
+/** norm1 -> SiLU -> conv1 -> + time_emb_proj(SiLU(temb)) -> norm2 -> SiLU -> dropout -> conv2 -> + shortcut */
+export class ResnetBlock2D extends Module {
+  readonly norm1: GroupNorm;
+  readonly conv1: Conv2d;
+  readonly timeEmbProj: Linear;
+  readonly norm2: GroupNorm;
+  readonly dropout: Dropout;
+  readonly conv2: Conv2d;
+  readonly convShortcut: Conv2d | null;
+  readonly act = new SiLU();
+  readonly outputScaleFactor: number;
+
+  constructor(inChannels: number, outChannels: number, options: ResnetOptions) {
+    super();
+    const { tembChannels, groups, eps, dropout, outputScaleFactor } = options;
+    this.outputScaleFactor = outputScaleFactor;
+    this.norm1 = this.registerModule("norm1", new GroupNorm(groups, inChannels, { eps }));
+    this.conv1 = this.registerModule("conv1", new Conv2d(inChannels, outChannels, 3, { padding: 1 }));
+    this.timeEmbProj = this.registerModule("time_emb_proj", new Linear(tembChannels, outChannels));
+    this.norm2 = this.registerModule("norm2", new GroupNorm(groups, outChannels, { eps }));
+    this.dropout = this.registerModule("dropout", new Dropout(dropout));
+    this.conv2 = this.registerModule("conv2", new Conv2d(outChannels, outChannels, 3, { padding: 1 }));
+    this.convShortcut = inChannels !== outChannels ? this.registerModule("conv_shortcut", new Conv2d(inChannels, outChannels, 1)) : null;
+  }
+
+  forward(x: Tensor, temb: Tensor): Tensor {
+    let h = this.conv1.forward(this.act.forward(this.norm1.forward(x)));
+    const t = this.timeEmbProj.forward(this.act.forward(temb));
+    h = h.add(t.unsqueeze(-1).unsqueeze(-1));
+    h = this.conv2.forward(this.dropout.forward(this.act.forward(this.norm2.forward(h))));
+    const shortcut = this.convShortcut ? this.convShortcut.forward(x) : x;
+    const out = shortcut.add(h);
+    return this.outputScaleFactor === 1 ? out : out.div(this.outputScaleFactor);
+  }
+}
+
+/** A stride-2 3x3 conv; with padding 0 the input is first padded by one on the right and bottom. */
+export class Downsample2D extends Module {
+  readonly conv: Conv2d;
+  readonly padding: number;
+
+  constructor(channels: number, padding: number) {
+    super();
+    this.padding = padding;
+    this.conv = this.registerModule("conv", new Conv2d(channels, channels, 3, { stride: 2, padding }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.conv.forward(this.padding === 0 ? torch.pad(x, [0, 1, 0, 1]) : x);
+  }
+}
+
+/** Nearest-neighbour x2, then a 3x3 conv. */
+export class Upsample2D extends Module {
+  readonly conv: Conv2d;
+
+  constructor(channels: number) {
+    super();
+    this.conv = this.registerModule("conv", new Conv2d(channels, channels, 3, { padding: 1 }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.conv.forward(torch.interpolate(x, { scaleFactor: 2 }));
+  }
+}

@@ -1,0 +1,140 @@
+// UNet2DModel as diffusers defines it: conv_in -> down blocks (keeping skips) -> mid block ->
+// up blocks (concatenating skips) -> GroupNorm -> SiLU -> conv_out, with a sinusoidal time
+// embedding added inside every resnet.
+import * as torch from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+import { Conv2d, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
+import { AttnDownBlock2D, AttnUpBlock2D, DownBlock2D, UNetMidBlock2D, UpBlock2D, type BlockOptions } from "./blocks.js";
+import { resolveUNet2DConfig, type UNet2DConfig } from "./config.js";
+import { TimestepEmbedding, Timesteps } from "./embeddings.js";
+import { readConfig, readWeights, resolveModelFolder, writeModelFolder } from "./checkpoint.js";
+
+export class UNet2DModel extends Module {
+  readonly config: UNet2DConfig;
+  readonly timeProj: Timesteps;
+  readonly timeEmbedding: TimestepEmbedding;
+  readonly convIn: Conv2d;
+  readonly downBlocks: ModuleList<DownBlock2D>;
+  readonly midBlock: UNetMidBlock2D;
+  readonly upBlocks: ModuleList<UpBlock2D>;
+  readonly convNormOut: GroupNorm;
+  readonly convAct = new SiLU();
+  readonly convOut: Conv2d;
+
+  /** A model with freshly initialised weights (seed with torch.manualSeed first). */
+  constructor(config: Partial<UNet2DConfig> | UNet2DConfig) {
+    super();
+    const c = resolveUNet2DConfig(config as Record<string, unknown>);
+    this.config = c;
+    const channels = c.block_out_channels;
+    const timeEmbedDim = channels[0]! * 4;
+    const base: Omit<BlockOptions, "numLayers"> = {
+      tembChannels: timeEmbedDim,
+      groups: c.norm_num_groups,
+      eps: c.norm_eps,
+      dropout: c.dropout ?? 0,
+      outputScaleFactor: 1,
+      attentionHeadDim: c.attention_head_dim,
+    };
+
+    this.timeProj = new Timesteps(channels[0]!, c.flip_sin_to_cos, c.freq_shift);
+    this.timeEmbedding = this.registerModule("time_embedding", new TimestepEmbedding(channels[0]!, timeEmbedDim));
+    this.convIn = this.registerModule("conv_in", new Conv2d(c.in_channels, channels[0]!, 3, { padding: 1 }));
+
+    this.downBlocks = this.registerModule("down_blocks", new ModuleList<DownBlock2D>());
+    c.down_block_types.forEach((type, i) => {
+      const input = channels[Math.max(0, i - 1)]!;
+      const o = { ...base, numLayers: c.layers_per_block, addDownsample: i < channels.length - 1, downsamplePadding: c.downsample_padding };
+      this.downBlocks.append(type === "AttnDownBlock2D" ? new AttnDownBlock2D(input, channels[i]!, o) : new DownBlock2D(input, channels[i]!, o));
+    });
+
+    const last = channels[channels.length - 1]!;
+    this.midBlock = this.registerModule(
+      "mid_block",
+      new UNetMidBlock2D(last, { ...base, numLayers: 1, outputScaleFactor: c.mid_block_scale_factor, addAttention: c.add_attention }),
+    );
+
+    this.upBlocks = this.registerModule("up_blocks", new ModuleList<UpBlock2D>());
+    const reversed = [...channels].reverse();
+    c.up_block_types.forEach((type, i) => {
+      const prev = reversed[Math.max(0, i - 1)]!;
+      const out = reversed[i]!;
+      const input = reversed[Math.min(i + 1, reversed.length - 1)]!;
+      const o = { ...base, numLayers: c.layers_per_block + 1, addUpsample: i < reversed.length - 1 };
+      this.upBlocks.append(type === "AttnUpBlock2D" ? new AttnUpBlock2D(input, prev, out, o) : new UpBlock2D(input, prev, out, o));
+    });
+
+    this.convNormOut = this.registerModule("conv_norm_out", new GroupNorm(c.norm_num_groups, channels[0]!, { eps: c.norm_eps }));
+    this.convOut = this.registerModule("conv_out", new Conv2d(channels[0]!, c.out_channels, 3, { padding: 1 }));
+  }
+
+  /**
+   * Loads a diffusers model folder or pipeline folder. Layers take the shapes of the checkpoint's
+   * tensors, so a pruned checkpoint (narrower layers, same config.json) loads with this same call.
+   */
+  static fromPretrained(dir: string): UNet2DModel {
+    const { modelDir } = resolveModelFolder(dir);
+    const config = resolveUNet2DConfig(readConfig(modelDir), `${modelDir}/config.json`);
+    const weights = readWeights(modelDir);
+    const model = torch.noGrad(() => new UNet2DModel(config));
+    const configShapes = model.#shapes();
+    try {
+      model.loadStateDict(weights, { assign: true });
+      if (model.#shapes() !== configShapes) model.#checkRuns(modelDir);
+    } catch (err) {
+      model.dispose();
+      throw new Error(`${modelDir}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      for (const t of weights.values()) t.dispose();
+    }
+    return model.eval();
+  }
+
+  /** Writes config.json and diffusion_pytorch_model.safetensors (atomically) into `dir`. */
+  savePretrained(dir: string): void {
+    writeModelFolder(dir, this.config, this.stateDict());
+  }
+
+  /** Every tensor's name and shape, as one string. */
+  #shapes(): string {
+    return Array.from(this.stateDict(), ([k, t]) => `${k}:${t.shape.join("x")}`).join(";");
+  }
+
+  /** A pruned checkpoint's layers must fit together: one small forward proves it. */
+  #checkRuns(modelDir: string): void {
+    const c = this.config;
+    try {
+      torch.noGrad(() => torch.tidy(() => this.forward(torch.zeros([1, c.in_channels, c.sample_size, c.sample_size]), 0)));
+    } catch (err) {
+      throw new Error(`the checkpoint's layer shapes do not fit together (${err instanceof Error ? err.message : String(err)}); was ${modelDir} pruned and saved by a tool that changed only some layers?`);
+    }
+  }
+
+  /**
+   * The predicted noise for `sample` [B, C, H, W] at `timestep`: a number, or an int64/float
+   * tensor of shape [] or [B].
+   */
+  forward(sample: Tensor, timestep: Tensor | number): Tensor {
+    return torch.tidy(() => {
+      const batch = sample.shape[0]!;
+      let t = typeof timestep === "number" ? torch.full([batch], timestep, { device: sample.device }) : timestep;
+      if (t.ndim === 0) t = t.reshape(1);
+      if (t.numel === 1 && batch !== 1) t = t.expand(batch);
+      if (t.ndim !== 1 || t.shape[0] !== batch)
+        throw new Error(`UNet2DModel: timestep has shape [${t.shape.join(", ")}] but the batch has ${batch} samples`);
+      const emb = this.timeEmbedding.forward(this.timeProj.forward(t));
+
+      let x = this.config.center_input_sample ? sample.mul(2).sub(1) : sample;
+      x = this.convIn.forward(x);
+      const skips: Tensor[] = [x];
+      for (const block of this.downBlocks) {
+        const [out, states] = block.forward(x, emb);
+        x = out;
+        skips.push(...states);
+      }
+      x = this.midBlock.forward(x, emb);
+      for (const block of this.upBlocks) x = block.forward(x, skips, emb);
+      return this.convOut.forward(this.convAct.forward(this.convNormOut.forward(x)));
+    });
+  }
+}
