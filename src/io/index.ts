@@ -11,3 +11,13 @@ export {
   type SafetensorsDType,
   type TensorInfo,
 } from "./safetensors.js";
+export {
+  decodeImage,
+  readImage,
+  encodePng,
+  writePng,
+  imageFromTensor,
+  tensorFromImage,
+  makeGrid,
+  type Image,
+} from "./png.js";

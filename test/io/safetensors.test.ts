@@ -56,7 +56,9 @@ describe("round trip", () => {
       ["u8", torch.tensor(new Uint8Array([0, 255, 9]))],
       ["mask", torch.tensor(new Uint8Array([1, 0, 1]), { dtype: "bool" })],
     ]);
-    const back = loadFile((saveFile(tensors, join(dir, "small.safetensors")), join(dir, "small.safetensors")));
+    const path = join(dir, "small.safetensors");
+    saveFile(tensors, path);
+    const back = loadFile(path);
     assert.deepEqual(back.get("empty")!.shape, [0, 3]);
     assert.equal(back.get("empty")!.dtype, "float32");
     assert.deepEqual(back.get("scalar")!.shape, []);
@@ -74,7 +76,6 @@ describe("round trip", () => {
     assert.equal(n % 8, 0);
     const header = Buffer.from(bytes.subarray(8, 8 + n)).toString("utf8");
     assert.match(header, /^\{"__metadata__":\{.*\}\} *$/);
-    assert.ok(header.endsWith(" ") || header.endsWith("}"));
     assert.equal(bytes.length, 8 + n + 12);
     assert.deepEqual(parse(bytes).metadata, metadata);
   });
@@ -141,12 +142,13 @@ describe("half floats", () => {
     const data = new Uint8Array(f16.byteLength + bf16.byteLength);
     data.set(new Uint8Array(f16.buffer), 0);
     data.set(new Uint8Array(bf16.buffer), f16.byteLength);
-    const header = JSON.stringify({
+    let header = JSON.stringify({
       h: { dtype: "F16", shape: [7], data_offsets: [0, 14] },
       bh: { dtype: "BF16", shape: [5], data_offsets: [14, 24] },
     });
+    if (header.length % 2 === 0) header += " "; // odd length: the data starts unaligned
     const path = join(dir, "half.safetensors");
-    saveBytes(path, fileWith(header, data)); // odd header length: data starts unaligned
+    writeFileSync(path, fileWith(header, data));
     const m = loadFile(path);
     assert.equal(m.get("h")!.dtype, "float32");
     assert.deepEqual(m.get("h")!.toArray(), [1, -2, 0.5, 65504, 2 ** -24, Infinity, -0]);
@@ -154,10 +156,6 @@ describe("half floats", () => {
     assert.deepEqual(m.get("bh")!.toArray(), [1, -2, 3.140625, 3.3895313892515355e38, -Infinity]);
   });
 });
-
-function saveBytes(path: string, bytes: Uint8Array): void {
-  writeFileSync(path, bytes);
-}
 
 describe("corrupt files give clear errors", () => {
   const f32 = (n: number): Uint8Array => new Uint8Array(4 * n);
@@ -233,7 +231,7 @@ describe("corrupt files give clear errors", () => {
 
   test("loadFile names the file and rejects dtypes it cannot hold", () => {
     const path = join(dir, "i16.safetensors");
-    saveBytes(path, fileWith(JSON.stringify({ w: entry("I16", [2], 0, 4) }), new Uint8Array(4)));
+    writeFileSync(path, fileWith(JSON.stringify({ w: entry("I16", [2], 0, 4) }), new Uint8Array(4)));
     assert.throws(() => loadFile(path), { name: "SafetensorsError", message: `${path}: tensor "w": dtype I16 is not supported (use F32, F64, F16, BF16, I64, I32, U8 or BOOL)` });
     assert.throws(() => loadFile(join(dir, "missing.safetensors")), /ENOENT/);
   });
