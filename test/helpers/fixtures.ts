@@ -1,0 +1,19 @@
+// The shared reference fixtures (produced by diffusers and pytorch_msssim) sit beside the
+// repository, in ../shared/fixtures.
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root: the nearest folder above this file with a package.json (src or dist). */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("test/helpers: no package.json above this file");
+    dir = up;
+  }
+  return dir;
+}
+
+/** A file or folder under ../shared/fixtures. */
+export const fixture = (...parts: string[]): string => resolve(repoRoot(), "..", "shared", "fixtures", ...parts);
