@@ -1,0 +1,71 @@
+// DDIMScheduler (Song et al. 2021), diffusers 0.17 semantics, plus the DDIM codebase's
+// quadratic timestep skip.
+import * as torch from "../../torch/index.js";
+import { BaseScheduler, f32, type SchedulerOutput } from "./base.js";
+import type { SchedulerConfig } from "./config.js";
+import { quadTimesteps, spacedTimesteps } from "./timesteps.js";
+
+/**
+ * "uniform": the config's timestep_spacing ("leading" by default), stepping from t to t - T // n
+ * as diffusers does; "quad": the DDIM paper's list, stepping from each entry to the next.
+ */
+export type SkipType = "uniform" | "quad";
+
+export interface DDIMStepOptions {
+  /** 0 (default) is deterministic DDIM, 1 is DDPM-like ancestral sampling. */
+  eta?: number;
+  /** The noise used when eta > 0; default torch.randn. */
+  varianceNoise?: torch.Tensor;
+}
+
+export class DDIMScheduler extends BaseScheduler {
+  readonly className = "DDIMScheduler";
+  /** alpha_prod before the first timestep: what the last step lands on. */
+  readonly finalAlphaCumprod: number;
+
+  constructor(config: Partial<SchedulerConfig> = {}) {
+    super(config, "DDIMScheduler");
+    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.acp[0]!;
+  }
+
+  /** A DDIM sampler for a model trained with another scheduler's schedule (diffusers' from_config). */
+  static fromConfig(config: Partial<SchedulerConfig>): DDIMScheduler {
+    return new DDIMScheduler(config);
+  }
+
+  setTimesteps(numInferenceSteps: number, { skip = "uniform" }: { skip?: SkipType } = {}): void {
+    const { num_train_timesteps: T, timestep_spacing, steps_offset } = this.config;
+    if (skip === "quad") this.useTimesteps(quadTimesteps(T, numInferenceSteps), numInferenceSteps, { custom: true });
+    else this.useTimesteps(spacedTimesteps(T, numInferenceSteps, timestep_spacing, steps_offset), numInferenceSteps);
+  }
+
+  /** sigma_t^2 / eta^2: the DDPM posterior variance between t and prevT (formula 16 of the paper). */
+  #variance(alphaProdT: number, alphaProdTPrev: number): number {
+    const betaProdT = f32(1 - alphaProdT);
+    const betaProdTPrev = f32(1 - alphaProdTPrev);
+    return f32(f32(betaProdTPrev / betaProdT) * f32(1 - f32(alphaProdT / alphaProdTPrev)));
+  }
+
+  /**
+   * One DDIM step (formula 12 of the paper): x_prev = sqrt(acp_prev) x0 +
+   * sqrt(1 - acp_prev - sigma^2) eps + sigma z, with sigma = eta * sqrt(variance).
+   */
+  step(modelOutput: torch.Tensor, t: number, sample: torch.Tensor, { eta = 0, varianceNoise }: DDIMStepOptions = {}): SchedulerOutput {
+    if (this.numInferenceSteps === null) throw new Error("DDIMScheduler.step(): call setTimesteps() first");
+    const prevT = this.previousTimestep(t);
+    const alphaProdT = this.alphaProd(t);
+    const alphaProdTPrev = prevT >= 0 ? this.alphaProd(prevT) : this.finalAlphaCumprod;
+    const stdDevT = f32(f32(eta) * f32(Math.sqrt(this.#variance(alphaProdT, alphaProdTPrev))));
+    const directionCoeff = f32(Math.sqrt(f32(f32(1 - alphaProdTPrev) - f32(stdDevT * stdDevT))));
+    return torch.tidy(() => {
+      const predOriginalSample = this.predictOriginal(modelOutput, sample, alphaProdT);
+      // The direction pointing to x_t uses the model's epsilon, not one re-derived from the clipped x0.
+      let prevSample = predOriginalSample.mul(f32(Math.sqrt(alphaProdTPrev))).add(modelOutput.mul(directionCoeff));
+      if (eta > 0) {
+        const noise = varianceNoise ?? torch.randn([...modelOutput.shape], { dtype: modelOutput.dtype, device: modelOutput.device });
+        prevSample = prevSample.add(noise.mul(stdDevT));
+      }
+      return { prevSample, predOriginalSample };
+    });
+  }
+}

@@ -1,0 +1,27 @@
+// Shared by the scheduler tests: seeded data as both tensors and float64 arrays, and the fixtures' folder.
+import { fileURLToPath } from "node:url";
+import * as torch from "../../src/torch/index.js";
+
+/** shared/fixtures beside the repository (this file runs from <root>/dist/test/diffusion/). */
+export const fixturesDir = fileURLToPath(new URL("../../../../shared/fixtures/", import.meta.url));
+
+/** mulberry32: a tiny seeded PRNG, so data (and failures) reproduce. */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Seeded standard-normal values (Box-Muller), rounded to float32 so the tensor and the array agree. */
+export function normals(n: number, seed: number, scale = 1): Float64Array {
+  const rand = mulberry32(seed);
+  return Float64Array.from({ length: n }, () => Math.fround(scale * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand())));
+}
+
+/** A float32 tensor of the given shape holding `values`. */
+export const tensorOf = (values: Float64Array, shape: number[]): torch.Tensor => torch.tensor(Float32Array.from(values), { shape });
+
+export const alphaBar = (t: number): number => Math.cos(((t + 0.008) / 1.008) * (Math.PI / 2)) ** 2;
