@@ -45,6 +45,12 @@ export function collate(indices: readonly number[], imageAt: (index: number) => 
   return toNormalizedTensor(bytes, [indices.length, channels, size, size]);
 }
 
+/** Rejects sample options no model takes, before any image is read. */
+export function checkSample({ sampleSize, channels }: SampleOptions): void {
+  if (!Number.isInteger(sampleSize) || sampleSize < 1) throw new RangeError(`sampleSize must be a positive integer, got ${sampleSize}`);
+  if (channels !== 1 && channels !== 3) throw new RangeError(`channels must be 1 (gray) or 3 (RGB), got ${channels}`);
+}
+
 export function checkIndex(index: number, length: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) throw new RangeError(`index ${index} is out of range for a dataset of ${length} images`);
 }
@@ -72,6 +78,9 @@ export class Uint8ImageDataset implements ImageDataset {
       throw new RangeError(`Uint8ImageDataset: ${images.length} bytes, expected ${source.count} images x ${per}`);
     if (labels !== undefined && labels.length !== source.count)
       throw new RangeError(`Uint8ImageDataset: ${labels.length} labels for ${source.count} images`);
+    checkSample(sample);
+    if (sample.resize === "pad" && (source.height > sample.sampleSize || source.width > sample.sampleSize))
+      throw new RangeError(`resize "pad" cannot fit ${source.height}x${source.width} images into ${sample.sampleSize}x${sample.sampleSize}; use "bilinear" or "nearest"`);
     this.#images = images;
     this.#source = { channels: source.channels, height: source.height, width: source.width };
     this.#sample = sample;
