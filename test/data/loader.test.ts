@@ -105,6 +105,15 @@ describe("DataLoader", () => {
     assert.deepEqual(torch.rand([4]).toArray(), before);
   });
 
+  test("a batch leaves only its images alive", () => {
+    const loader = new DataLoader(data, { batchSize: 10, seed: 3, flipProbability: 0.5 });
+    const before = torch.memory().numTensors;
+    const { images } = loader.batch(2, 1);
+    assert.equal(torch.memory().numTensors, before + 1);
+    images.dispose();
+    assert.equal(torch.memory().numTensors, before);
+  });
+
   test("bad options and positions are errors", () => {
     assert.throws(() => new DataLoader(data, { batchSize: 0 }), /batchSize must be a positive integer/);
     assert.throws(() => new DataLoader(data, { batchSize: 4, flipProbability: 2 }), /flipProbability must be in \[0, 1\]/);
