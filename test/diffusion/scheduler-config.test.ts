@@ -14,7 +14,7 @@ import {
   schedulerFromConfig,
 } from "../../src/diffusion/schedulers/index.js";
 import { assertClose } from "../helpers/assert.js";
-import { fixturesDir } from "./scheduler-helpers.js";
+import { fixture } from "../helpers/fixtures.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "diffprune-schedulers-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -45,7 +45,7 @@ describe("scheduler config", () => {
   });
 
   test("the fixture folder's DDIM config, and a pipeline folder's scheduler/", () => {
-    const s = loadScheduler(join(fixturesDir, "unet-tiny"));
+    const s = loadScheduler(fixture("unet-tiny"));
     assert.ok(s instanceof DDIMScheduler);
     assert.equal(s.config.steps_offset, 0);
     assert.equal(s.finalAlphaCumprod, 1);

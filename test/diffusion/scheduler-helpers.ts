@@ -1,9 +1,5 @@
-// Shared by the scheduler tests: seeded data as both tensors and float64 arrays, and the fixtures' folder.
-import { fileURLToPath } from "node:url";
+// Shared by the scheduler tests: seeded data as both tensors and float64 arrays.
 import * as torch from "../../src/torch/index.js";
-
-/** shared/fixtures beside the repository (this file runs from <root>/dist/test/diffusion/). */
-export const fixturesDir = fileURLToPath(new URL("../../../../shared/fixtures/", import.meta.url));
 
 /** mulberry32: a tiny seeded PRNG, so data (and failures) reproduce. */
 function mulberry32(seed: number): () => number {
