@@ -1,13 +1,10 @@
 #!/usr/bin/env node
 // The `diffprune` command. Commands are thin: parse, call the library, print.
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { positiveInt } from "./args.js";
+import { registerSample } from "./sample.js";
 import { engineSmoke } from "./smoke.js";
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
+import { registerTrain } from "./train.js";
 
 const program = new Command("diffprune")
   .description("Diff-Pruning: structural pruning for diffusion models, on libtorch")
@@ -33,6 +30,9 @@ program
     const tail = losses.slice(-25).reduce((a, b) => a + b, 0) / Math.min(25, losses.length);
     console.log(`loss ${head.toFixed(4)} (first 25 steps) -> ${tail.toFixed(4)} (last 25)`);
   });
+
+registerTrain(program);
+registerSample(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`diffprune: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,0 +1,82 @@
+// `diffprune sample`: images from a model folder, as PNGs, a grid, and the raw float samples.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import * as torch from "../torch/index.js";
+import { imageFromTensor, loadFile, makeGrid, saveFile, writePng } from "../io/index.js";
+import { resolveModelFolder, UNet2DModel } from "../models/index.js";
+import { DDPMScheduler, generate, loadScheduler, samplingScheduler, type SchedulerName, type SkipType } from "../diffusion/index.js";
+import { fraction, nonNegativeInt, oneOf, positiveInt } from "./args.js";
+import { Progress } from "./progress.js";
+
+interface SampleArgs {
+  model: string;
+  out: string;
+  scheduler: SchedulerName;
+  steps?: number;
+  eta: number;
+  skip: SkipType;
+  num: number;
+  batchSize: number;
+  seed: number;
+  initNoise?: string;
+}
+
+/** The initial noise: a file's `noise` [N, C, H, W], or N draws from `seed`. */
+export function initialNoise(model: UNet2DModel, args: Pick<SampleArgs, "initNoise" | "num" | "seed">): torch.Tensor {
+  const c = model.config;
+  const expected = [c.in_channels, c.sample_size, c.sample_size];
+  if (!args.initNoise) {
+    torch.manualSeed(args.seed);
+    return torch.randn([args.num, ...expected]);
+  }
+  const tensors = loadFile(args.initNoise);
+  const noise = tensors.get("noise");
+  if (!noise) throw new Error(`${args.initNoise} has no tensor named "noise" (it holds: ${[...tensors.keys()].join(", ") || "nothing"})`);
+  if (noise.ndim !== 4 || noise.shape.slice(1).join() !== expected.join())
+    throw new Error(`${args.initNoise}: noise has shape [${noise.shape.join(", ")}] but the model takes [N, ${expected.join(", ")}]`);
+  return noise.float();
+}
+
+export function sampleAction(args: SampleArgs): void {
+  const model = UNet2DModel.fromPretrained(args.model);
+  const { schedulerDir } = resolveModelFolder(args.model);
+  const base = schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler();
+  const scheduler = samplingScheduler(base, args.scheduler);
+  const noise = initialNoise(model, args);
+  torch.manualSeed(args.seed); // stochastic steps (DDPM, eta > 0) draw from here
+  const n = noise.shape[0]!;
+  const progress = new Progress("sample", 1, 0, "step");
+  const samples = generate(model, scheduler, noise, {
+    ...(args.steps !== undefined ? { numInferenceSteps: args.steps } : {}),
+    eta: args.eta,
+    skip: args.skip,
+    batchSize: args.batchSize,
+    onStep: (done, total) => {
+      progress.total = total;
+      progress.update(done);
+    },
+  });
+  mkdirSync(args.out, { recursive: true });
+  for (let i = 0; i < n; i++) torch.tidy(() => writePng(join(args.out, `${String(i).padStart(5, "0")}.png`), imageFromTensor(samples.select(0, i))));
+  writePng(join(args.out, "grid.png"), makeGrid(samples));
+  saveFile({ samples }, join(args.out, "samples.safetensors"));
+  console.log(`${n} samples in ${args.out} (grid.png, samples.safetensors)`);
+}
+
+export function registerSample(program: Command): void {
+  program
+    .command("sample")
+    .description("sample images from a model folder")
+    .requiredOption("--model <dir>", "diffusers model or pipeline folder")
+    .requiredOption("--out <dir>", "output folder")
+    .option("--scheduler <name>", "ddim or ddpm", oneOf<SchedulerName>("ddim", "ddpm"), "ddim")
+    .option("--steps <n>", "inference steps (default: 100 for ddim, all for ddpm)", positiveInt)
+    .option("--eta <x>", "DDIM eta (0: deterministic)", fraction(true), 0)
+    .option("--skip <type>", "DDIM timestep skip: uniform or quad", oneOf<SkipType>("uniform", "quad"), "uniform")
+    .option("--num <n>", "number of images", positiveInt, 16)
+    .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
+    .option("--seed <n>", "random seed", nonNegativeInt, 0)
+    .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W] (overrides --num)")
+    .action((args: SampleArgs) => sampleAction(args));
+}

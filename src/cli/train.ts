@@ -1,0 +1,116 @@
+// `diffprune train` / `diffprune finetune`: train a new model from a config, or continue a model
+// folder (a pruned one, typically), into a run folder that can be resumed.
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import * as torch from "../torch/index.js";
+import { writeJsonAtomic } from "../io/index.js";
+import { Dropout } from "../nn/index.js";
+import { openDataset } from "../data/index.js";
+import { resolveModelFolder, UNet2DModel } from "../models/index.js";
+import { CHECKPOINT_NAME, DDPMScheduler, loadScheduler, Trainer, TRAIN_DEFAULTS, withWeights, type Scheduler, type TrainOptions } from "../diffusion/index.js";
+import { fraction, nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./args.js";
+import { Progress } from "./progress.js";
+
+interface TrainArgs {
+  config?: string;
+  model?: string;
+  data: string;
+  out: string;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  lrSchedule: "constant" | "cosine";
+  ema: boolean;
+  dropout?: number;
+  flip: boolean;
+  gradClip: number;
+  seed: number;
+  checkpointEvery: number;
+  sampleEvery: number;
+  resume: boolean;
+}
+
+/** The model to train: new from a config, or a model folder's weights; and its scheduler. */
+function startingPoint(args: TrainArgs): { model: UNet2DModel; scheduler: Scheduler } {
+  if (args.model) {
+    const { schedulerDir } = resolveModelFolder(args.model);
+    return { model: UNet2DModel.fromPretrained(args.model), scheduler: schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler() };
+  }
+  if (!args.config) throw new Error("give --config FILE (a new model) or --model DIR (fine-tuning)");
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readFileSync(args.config, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`cannot read --config ${args.config}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  torch.manualSeed(args.seed);
+  return { model: torch.noGrad(() => new UNet2DModel(config)), scheduler: new DDPMScheduler() };
+}
+
+export function trainAction(args: TrainArgs): void {
+  const checkpoint = join(args.out, CHECKPOINT_NAME);
+  if (existsSync(checkpoint) && !args.resume)
+    throw new Error(`${args.out} already holds a training run: add --resume to continue it, or choose another --out`);
+  const { model, scheduler } = startingPoint(args);
+  if (args.dropout !== undefined) for (const [, m] of model.namedModules()) if (m instanceof Dropout) m.p = args.dropout;
+  const c = model.config;
+  const dataset = openDataset(args.data, { sampleSize: c.sample_size, channels: c.in_channels });
+  const options: Partial<TrainOptions> = {
+    steps: args.steps,
+    batchSize: args.batchSize,
+    lr: args.lr,
+    warmupSteps: args.warmup,
+    lrSchedule: args.lrSchedule,
+    ema: args.ema,
+    flip: args.flip,
+    gradClip: args.gradClip,
+    seed: args.seed,
+    checkpointEvery: args.checkpointEvery,
+    sampleEvery: args.sampleEvery,
+  };
+  mkdirSync(args.out, { recursive: true });
+  const trainer = new Trainer(model, scheduler, dataset, args.out, options);
+  if (args.resume && existsSync(checkpoint)) {
+    trainer.loadCheckpoint();
+    console.error(`resuming ${args.out} at step ${trainer.step}`);
+  }
+  writeJsonAtomic(join(args.out, "train_config.json"), { ...args, ...trainer.options, model_config: c, params: model.numParameters() });
+  const progress = new Progress("train", trainer.options.steps, trainer.step, "it");
+  trainer.run({
+    onStep: (info) => progress.update(info.step, `loss ${info.loss.toFixed(4)} lr ${info.lr.toExponential(2)}`),
+    onEvent: (message) => progress.note(message),
+  });
+  const modelDir = join(args.out, "model");
+  withWeights(model, trainer.finalWeights(), () => model.savePretrained(modelDir));
+  writeJsonAtomic(join(modelDir, "scheduler_config.json"), scheduler.toJSON());
+  console.log(`trained ${trainer.step} steps; model (${args.ema ? "EMA weights" : "final weights"}) in ${modelDir}`);
+  trainer.dispose();
+}
+
+export function registerTrain(program: Command): void {
+  for (const name of ["train", "finetune"]) {
+    const cmd = program
+      .command(name)
+      .description(name === "train" ? "train a diffusion UNet (new from --config, or continuing --model)" : "fine-tune a model folder (e.g. a pruned model)")
+      .requiredOption("--data <spec>", "dataset: fashion-mnist, fashion-mnist:test, folder:<path>, cifar10:<dir>")
+      .requiredOption("--out <dir>", "run folder (checkpoint, log, samples, model/)")
+      .option("--steps <n>", "optimisation steps", positiveInt, TRAIN_DEFAULTS.steps)
+      .option("--batch-size <n>", "images per step", positiveInt, TRAIN_DEFAULTS.batchSize)
+      .option("--lr <x>", "peak learning rate", positiveNumber, TRAIN_DEFAULTS.lr)
+      .option("--warmup <n>", "linear warm-up steps", nonNegativeInt, TRAIN_DEFAULTS.warmupSteps)
+      .option("--lr-schedule <s>", "after warm-up: constant or cosine", oneOf("constant", "cosine"), TRAIN_DEFAULTS.lrSchedule)
+      .option("--no-ema", "ship the last weights instead of their exponential moving average")
+      .option("--dropout <p>", "override the resnets' dropout", fraction())
+      .option("--flip", "random horizontal flips", false)
+      .option("--grad-clip <x>", "max gradient norm (0: off)", (v) => (Number(v) >= 0 ? Number(v) : positiveNumber(v)), TRAIN_DEFAULTS.gradClip)
+      .option("--seed <n>", "random seed", nonNegativeInt, TRAIN_DEFAULTS.seed)
+      .option("--checkpoint-every <n>", "steps between checkpoints", positiveInt, TRAIN_DEFAULTS.checkpointEvery)
+      .option("--sample-every <n>", "steps between sample grids (0: off)", nonNegativeInt, 0)
+      .option("--resume", "continue the run in --out from its checkpoint", false);
+    if (name === "train") cmd.option("--config <file>", "UNet2DModel config.json for a new model").option("--model <dir>", "start from this model folder");
+    else cmd.requiredOption("--model <dir>", "the model folder to fine-tune");
+    cmd.action((args: TrainArgs) => trainAction(args));
+  }
+}

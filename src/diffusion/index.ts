@@ -1,0 +1,5 @@
+// Diffusion: schedulers, the denoising loss, training and sampling.
+export * from "./schedulers/index.js";
+export { denoisingLoss } from "./loss.js";
+export { generate, samplingScheduler, type GenerateOptions, type SchedulerName } from "./sample.js";
+export { Trainer, TRAIN_DEFAULTS, CHECKPOINT_NAME, learningRate, withWeights, checkpointState, type TrainOptions, type StepInfo, type TrainHooks } from "./train.js";
