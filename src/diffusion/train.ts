@@ -78,6 +78,9 @@ export interface TrainHooks {
 
 export const CHECKPOINT_NAME = "checkpoint.safetensors";
 
+/** Options a resumed run may change: they do not touch the optimisation (steps extends it). */
+const RESUMABLE_CHANGES = new Set<keyof TrainOptions>(["steps", "checkpointEvery", "sampleEvery", "sampleSteps", "numSamples", "logEvery"]);
+
 /** The learning rate at `step` (0-based). */
 export function learningRate(o: Pick<TrainOptions, "lr" | "warmupSteps" | "lrSchedule" | "steps">, step: number): number {
   if (step < o.warmupSteps) return (o.lr * (step + 1)) / o.warmupSteps;
@@ -227,7 +230,7 @@ export class Trainer {
     try {
       const saved = meta.options as TrainOptions;
       const differing = (Object.keys(this.options) as (keyof TrainOptions)[]).filter(
-        (k) => k !== "steps" && JSON.stringify(saved[k]) !== JSON.stringify(this.options[k]),
+        (k) => !RESUMABLE_CHANGES.has(k) && JSON.stringify(saved[k]) !== JSON.stringify(this.options[k]),
       );
       if (differing.length > 0)
         throw new Error(`${file} was written with other settings (${differing.map((k) => `${k}: ${JSON.stringify(saved[k])}`).join(", ")}); resume with the same settings or train into a new folder`);
