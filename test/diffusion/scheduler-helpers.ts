@@ -1,15 +1,7 @@
 // Shared by the scheduler tests: seeded data as both tensors and float64 arrays.
 import * as torch from "../../src/torch/index.js";
+import { mulberry32 } from "../helpers/random.js";
 
-/** mulberry32: a tiny seeded PRNG, so data (and failures) reproduce. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Seeded standard-normal values (Box-Muller), rounded to float32 so the tensor and the array agree. */
 export function normals(n: number, seed: number, scale = 1): Float64Array {

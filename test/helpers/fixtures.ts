@@ -1,6 +1,7 @@
 // The shared reference fixtures (produced by diffusers and pytorch_msssim) sit beside the
 // repository, in ../shared/fixtures.
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -17,3 +18,6 @@ export function repoRoot(): string {
 
 /** A file or folder under ../shared/fixtures. */
 export const fixture = (...parts: string[]): string => resolve(repoRoot(), "..", "shared", "fixtures", ...parts);
+
+/** A fresh scratch folder under the system temp dir. */
+export const scratchDir = (prefix = "diffprune-test-"): string => mkdtempSync(join(tmpdir(), prefix));

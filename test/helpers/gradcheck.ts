@@ -2,6 +2,7 @@
 // through our API against central differences of the same function.
 import * as torch from "../../src/torch/index.js";
 import type { Tensor } from "../../src/torch/index.js";
+import { mulberry32 } from "./random.js";
 
 /** A function of float64 tensors; its output may have any shape. */
 export type Fn = (inputs: Tensor[]) => Tensor;
@@ -40,18 +41,6 @@ export function f64(t: Tensor): Float64Array {
 const toArg = (t: Tensor): Arg => ({ shape: [...t.shape], data: f64(t) });
 const toTensor = (a: Arg, data: Float64Array = a.data): Tensor => torch.tensor(data, { shape: [...a.shape], dtype: "float64" });
 
-/** mulberry32: a small seeded PRNG, so the check does not depend on torch's generator state. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `k` distinct indices of [0, n), in order; all of them when n <= k. */
 export function sampleIndices(n: number, k: number, random: () => number): number[] {
   const all = Array.from({ length: n }, (_, i) => i);
@@ -73,7 +62,7 @@ export function project(fn: Fn, seed: number): (inputs: Tensor[]) => Tensor {
   return (inputs) => {
     const out = fn(inputs);
     if (r === undefined) {
-      const random = rng(seed);
+      const random = mulberry32(seed);
       r = Float64Array.from({ length: out.numel }, () => 2 * random() - 1);
     }
     if (r.length !== out.numel) throw new Error("the output changed size between calls");
@@ -137,7 +126,7 @@ export function gradcheck(fn: Fn, inputs: readonly Tensor[], options: GradcheckO
   const f = project(fn, seed);
   const args = inputs.map(toArg);
   const analytic = analyticGrads(f, args);
-  const random = rng(seed + 1);
+  const random = mulberry32(seed + 1);
   const numeric = args.map((a, i) => {
     const indices = sampleIndices(a.data.length, maxElements, random);
     return { indices, values: numericGrad(f, args, i, indices, eps) };

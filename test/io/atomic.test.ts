@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { writeFileAtomic, writeFileAtomicAsync, writeJsonAtomic } from "../../src/io/index.js";
-import { scratchDir } from "./paths.js";
+import { scratchDir } from "../helpers/fixtures.js";
 
 const dir = scratchDir();
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,7 +6,7 @@ import { after, describe, test } from "node:test";
 import jpeg from "jpeg-js";
 import * as torch from "../../src/torch/index.js";
 import { decodeImage, encodePng, imageFromTensor, makeGrid, readImage, tensorFromImage, writePng, type Image } from "../../src/io/index.js";
-import { scratchDir } from "./paths.js";
+import { scratchDir } from "../helpers/fixtures.js";
 
 const dir = scratchDir();
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,16 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { load, parse, serialize, SafetensorsError, type SafetensorsDType } from "../../src/io/index.js";
+import { mulberry32 } from "../helpers/random.js";
 
-/** mulberry32: a tiny seeded PRNG, so every failure reproduces. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ITEM_SIZE: Partial<Record<SafetensorsDType, number>> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, U8: 1, BOOL: 1 };
 const NUMBERS = ["0", "1", "-1", "7", "8", "24", "4294967296", "9007199254740993", "1e400", "-0", "2.5", "1e3", "18446744073709551615", "null", '"8"'];

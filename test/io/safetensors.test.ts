@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { loadFile, parse, saveFile, serialize, SafetensorsError } from "../../src/io/index.js";
-import { fixture, scratchDir } from "./paths.js";
+import { fixture, scratchDir } from "../helpers/fixtures.js";
 
 const dir = scratchDir();
 after(() => rmSync(dir, { recursive: true, force: true }));
