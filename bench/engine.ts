@@ -77,7 +77,7 @@ function makeBenches(): { benches: Bench[]; inputs: torch.Tensor[] } {
       ours: { matmul_gflops: () => torch.tidy(() => void ma.matmul(mb)) },
     },
     {
-      peer: "add", peerKey: "add_us_per_call", warmup: 5, iters: 20, unit: "us_per_op", work: OPS_PER_BLOCK,
+      peer: "add", peerKey: "add_us_per_call", warmup: 50, iters: 100, unit: "us_per_op", work: OPS_PER_BLOCK,
       ours: {
         // Our normal usage: many small ops inside one tidy().
         add_us_per_call_tidy: () =>

@@ -58,7 +58,7 @@ def make_benches():
         "conv_fwd": (conv_fwd, 3, 10),
         "conv_fwd_bwd": (conv_fwd_bwd, 2, 4),
         "matmul": (matmul, 3, 20),
-        "add": (add, 5, 20),
+        "add": (add, 50, 100),
     }
 
 
