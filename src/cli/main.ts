@@ -8,7 +8,7 @@ import { registerTrain } from "./train.js";
 
 const program = new Command("diffprune")
   .description("Diff-Pruning: structural pruning for diffusion models, on libtorch")
-  .showHelpAfterError();
+  .showHelpAfterError("(add --help for usage)");
 
 program
   .command("demo")
