@@ -2,6 +2,7 @@
 // The `diffprune` command. Commands are thin: parse, call the library, print.
 import { Command } from "commander";
 import { positiveInt } from "./args.js";
+import { registerPlot } from "./plot.js";
 import { registerSample } from "./sample.js";
 import { engineSmoke } from "./smoke.js";
 import { registerTrain } from "./train.js";
@@ -33,6 +34,7 @@ program
 
 registerTrain(program);
 registerSample(program);
+registerPlot(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`diffprune: ${err instanceof Error ? err.message : String(err)}`);

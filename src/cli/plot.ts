@@ -1,0 +1,38 @@
+// `diffprune plot`: a training log (log.jsonl) as an SVG loss curve.
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { writeFileAtomic } from "../io/index.js";
+import { lineChart } from "../report/index.js";
+
+interface LogLine {
+  step: number;
+  loss: number;
+}
+
+export function lossCurve(logFile: string, title = "training loss"): string {
+  const lines = readFileSync(logFile, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l, i) => {
+      try {
+        return JSON.parse(l) as LogLine;
+      } catch {
+        throw new Error(`${logFile}:${i + 1}: not a JSON line`);
+      }
+    });
+  if (lines.length === 0) throw new Error(`${logFile} has no entries yet`);
+  return lineChart([{ name: "loss", points: lines.map((l) => [l.step, l.loss]) }], { title, xLabel: "step", yLabel: "epsilon-MSE", logY: true });
+}
+
+export function registerPlot(program: Command): void {
+  program
+    .command("plot")
+    .description("plot a training log (log.jsonl) as an SVG loss curve")
+    .requiredOption("--log <file>", "the run's log.jsonl")
+    .requiredOption("--out <file>", "SVG file to write")
+    .option("--title <text>", "chart title", "training loss")
+    .action((args: { log: string; out: string; title: string }) => {
+      writeFileAtomic(args.out, lossCurve(args.log, args.title));
+      console.log(`wrote ${args.out}`);
+    });
+}

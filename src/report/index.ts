@@ -1,0 +1,2 @@
+// Reports: plots and pages for people to look at.
+export { lineChart, type ChartOptions, type Series } from "./svg.js";
