@@ -16,8 +16,16 @@ export function repoRoot(): string {
   return dir;
 }
 
-/** A file or folder under ../shared/fixtures. */
-export const fixture = (...parts: string[]): string => resolve(repoRoot(), "..", "shared", "fixtures", ...parts);
+/** The fixtures folder: $DIFFPRUNE_FIXTURES, or shared/fixtures beside the repository. */
+function fixturesDir(): string {
+  if (process.env.DIFFPRUNE_FIXTURES) return resolve(process.env.DIFFPRUNE_FIXTURES);
+  const dir = resolve(repoRoot(), "..", "shared", "fixtures");
+  if (!existsSync(dir)) throw new Error(`the reference fixtures are not at ${dir}: set DIFFPRUNE_FIXTURES to their folder`);
+  return dir;
+}
+
+/** A file or folder under the fixtures folder. */
+export const fixture = (...parts: string[]): string => resolve(fixturesDir(), ...parts);
 
 /** A fresh scratch folder under the system temp dir. */
 export const scratchDir = (prefix = "diffprune-test-"): string => mkdtempSync(join(tmpdir(), prefix));
