@@ -2,9 +2,11 @@
 // The `diffprune` command. Commands are thin: parse, call the library, print.
 import { Command } from "commander";
 import { registerDemo } from "./demo.js";
+import { registerEval } from "./eval.js";
 import { registerPlot } from "./plot.js";
 import { registerSample } from "./sample.js";
 import { registerTrain } from "./train.js";
+import { registerTrainClassifier } from "./train-classifier.js";
 
 const program = new Command("diffprune")
   .description("Diff-Pruning: structural pruning for diffusion models, on libtorch")
@@ -14,6 +16,8 @@ registerDemo(program);
 registerTrain(program);
 registerSample(program);
 registerPlot(program);
+registerTrainClassifier(program);
+registerEval(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`diffprune: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,0 +1,153 @@
+// `diffprune eval`: the numbers a pruned model is judged by (size, FID, SSIM/MSE against the
+// reference on shared initial noise, latency and speed-up), written to metrics.json and printed.
+import { dirname } from "node:path";
+import { mkdirSync } from "node:fs";
+import type { Command } from "commander";
+import { writeJsonAtomic } from "../io/index.js";
+import { openDataset } from "../data/index.js";
+import { resolveModelFolder, UNet2DModel } from "../models/index.js";
+import { DDPMScheduler, loadScheduler, type SkipType } from "../diffusion/index.js";
+import { ClassifierExtractor, evaluate, InceptionExtractor, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
+import { nonNegativeInt, oneOf, positiveInt } from "./args.js";
+import { Progress } from "./progress.js";
+import { initialNoise } from "./sample.js";
+
+type ExtractorName = "classifier" | "inception";
+
+interface EvalArgs {
+  model: string;
+  reference?: string;
+  fid?: boolean;
+  ssim?: boolean;
+  latency?: boolean;
+  num: number;
+  steps: number;
+  skip: SkipType;
+  seed: number;
+  initNoise?: string;
+  batchSize: number;
+  data: string;
+  dataLimit?: number;
+  extractor: ExtractorName;
+  classifier?: string;
+  inceptionWeights?: string;
+  latencyBatch: number;
+  repeats: number;
+  out: string;
+  json?: boolean;
+}
+
+function loadExtractor(args: EvalArgs): FeatureExtractor {
+  if (args.extractor === "classifier") return ClassifierExtractor.load(args.classifier);
+  if (!args.inceptionWeights)
+    throw new Error("--extractor inception needs --inception-weights FILE: pytorch-fid's pt_inception-2015-12-05-6726825d.pth saved as safetensors");
+  return InceptionExtractor.load(args.inceptionWeights);
+}
+
+const int = (n: number) => n.toLocaleString("en-US");
+const num = (n: number | null | undefined, digits: number) => (n === null || n === undefined ? "-" : n.toFixed(digits));
+
+/** The report as an aligned text table. */
+export function formatReport(r: EvalReport): string {
+  const rows: string[][] = [["", "model", "reference", ""]];
+  rows.push(["params", int(r.params.model), r.params.reference === null ? "-" : int(r.params.reference), r.params.reference ? `ratio ${(r.params.reference / r.params.model).toFixed(2)}x` : ""]);
+  rows.push(["MACs", "n/a", "n/a", "(needs the pruning layer's counter)"]);
+  if (r.fid) rows.push([`FID (${r.fid.extractor}, ${r.fid.num_samples} vs ${r.fid.num_reference} ${r.fid.dataset})`, num(r.fid.model, 3), num(r.fid.reference, 3), ""]);
+  if (r.ssim) {
+    rows.push([`SSIM vs reference (${r.ssim.num_samples} samples)`, num(r.ssim.mean, 4), "", ""]);
+    rows.push(["MSE vs reference", r.ssim.mse.toExponential(3), "", ""]);
+  }
+  if (r.latency) {
+    r.latency.model.forEach((l, i) => {
+      const ref = r.latency!.reference?.[i];
+      const speedup = r.latency!.speedup?.[`batch${l.batch_size}`];
+      rows.push([`ms per evaluation, batch ${l.batch_size}`, num(l.median_ms, 1), num(ref?.median_ms, 1), speedup === undefined ? "" : `speed-up ${speedup.toFixed(2)}x`]);
+    });
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  return rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(c === 3 ? 0 : widths[c]!))).join("  ").trimEnd()).join("\n");
+}
+
+export function evalAction(args: EvalArgs): void {
+  // No metric named: all that apply (SSIM only with a reference).
+  const all = !args.fid && !args.ssim && !args.latency;
+  const want = { fid: all || Boolean(args.fid), ssim: Boolean(args.ssim) || (all && Boolean(args.reference)), latency: all || Boolean(args.latency) };
+  if (want.ssim && !args.reference) throw new Error("--ssim compares the model's samples with the reference's: give --reference DIR");
+
+  const model = UNet2DModel.fromPretrained(args.model);
+  const reference = args.reference ? UNet2DModel.fromPretrained(args.reference) : null;
+  const { schedulerDir } = resolveModelFolder(args.model);
+  const scheduler = schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler();
+  const extractor = want.fid ? loadExtractor(args) : null;
+  const c = model.config;
+  const dataset = extractor ? openDataset(args.data, { sampleSize: c.sample_size, channels: c.in_channels }) : null;
+  if (extractor?.inputShape && extractor.inputShape.join() !== [c.in_channels, c.sample_size, c.sample_size].join())
+    throw new Error(
+      `${extractor.name} takes ${extractor.inputShape.join("x")} images but the model makes ${c.in_channels}x${c.sample_size}x${c.sample_size}: ` +
+        `use --extractor inception --inception-weights FILE`,
+    );
+  const noise = want.fid || want.ssim ? initialNoise(model, args) : undefined;
+  if (want.fid && noise && noise.shape[0]! < 2) throw new Error("--fid needs at least 2 samples (--num); FID is biased at small N, 1000 or more is usual");
+
+  const bars = new Map<string, Progress>();
+  const report = evaluate({
+    model,
+    reference,
+    scheduler,
+    ...(noise ? { noise } : {}),
+    steps: args.steps,
+    skip: args.skip,
+    batchSize: args.batchSize,
+    fid: extractor && dataset ? { extractor, dataset, spec: args.data, ...(args.dataLimit !== undefined ? { limit: args.dataLimit } : {}) } : null,
+    ssim: want.ssim,
+    latency: want.latency ? { batchSizes: [1, args.latencyBatch], repeats: args.repeats } : null,
+    onProgress: (stage, done, total) => {
+      let bar = bars.get(stage);
+      if (!bar) bars.set(stage, (bar = new Progress(stage, total)));
+      bar.total = total;
+      bar.update(done);
+    },
+  });
+  noise?.dispose();
+
+  const metrics = {
+    model: args.model,
+    reference: args.reference ?? null,
+    seed: args.initNoise ? null : args.seed,
+    init_noise: args.initNoise ?? null,
+    ...report,
+  };
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeJsonAtomic(args.out, metrics);
+  if (args.json) console.log(JSON.stringify(metrics, null, 2));
+  else console.log(`${formatReport(report)}\nmetrics in ${args.out}`);
+  model.dispose();
+  reference?.dispose();
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command("eval")
+    .description("evaluate a model (against its reference): params, FID, SSIM/MSE consistency, latency; writes metrics.json")
+    .requiredOption("--model <dir>", "diffusers model or pipeline folder (the pruned model)")
+    .option("--reference <dir>", "the model to compare with (the original)")
+    .option("--fid", "FID of the model's (and reference's) samples against --data")
+    .option("--ssim", "SSIM and MSE between model and reference samples from the same noise")
+    .option("--latency", "milliseconds per UNet evaluation, and the speed-up over the reference")
+    .option("--num <n>", "samples for FID and SSIM", positiveInt, 1000)
+    .option("--steps <n>", "DDIM steps (eta 0)", positiveInt, 100)
+    .option("--skip <type>", "DDIM timestep skip: uniform or quad", oneOf<SkipType>("uniform", "quad"), "uniform")
+    .option("--seed <n>", "seed of the initial noise", nonNegativeInt, 0)
+    .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W] (overrides --num, --seed)")
+    .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
+    .option("--data <spec>", "FID's reference images (a dataset spec)", "fashion-mnist")
+    .option("--data-limit <n>", "use the first N images of --data for its statistics (default: all)", positiveInt)
+    .option("--extractor <name>", "FID features: classifier (Fashion-MNIST) or inception", oneOf<ExtractorName>("classifier", "inception"), "classifier")
+    .option("--classifier <dir>", "classifier folder (default: the shipped models/fmnist-classifier)")
+    .option("--inception-weights <file>", "pytorch-fid's Inception weights as safetensors (for --extractor inception)")
+    .option("--latency-batch <n>", "the sampling batch timed besides batch 1", positiveInt, 64)
+    .option("--repeats <n>", "timed runs per batch size (the median is reported)", positiveInt, 5)
+    .option("--out <file>", "where to write the metrics", "metrics.json")
+    .option("--json", "print the metrics as JSON instead of a table")
+    .action((args: EvalArgs) => evalAction(args));
+}

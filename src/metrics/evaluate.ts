@@ -1,0 +1,137 @@
+// One evaluation of a (pruned) model against its reference: size, FID, consistency (SSIM/MSE on
+// shared initial noise) and latency, as the plain object `diffprune eval` writes to metrics.json.
+import * as torch from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+import type { ImageDataset } from "../data/index.js";
+import type { UNet2DModel } from "../models/index.js";
+import { generate, samplingScheduler, type Scheduler, type SkipType } from "../diffusion/index.js";
+import { compareSamples } from "./consistency.js";
+import type { FeatureExtractor } from "./extractors/extractor.js";
+import { datasetStats, fid } from "./fid.js";
+import { measureLatency, type Latency } from "./latency.js";
+
+export interface EvaluateOptions {
+  model: UNet2DModel;
+  /** The model it is compared with (the unpruned original); SSIM needs one. */
+  reference?: UNet2DModel | null;
+  /** The training schedule; sampling uses DDIM with eta 0 on it. */
+  scheduler: Scheduler;
+  /** Initial noise [N, C, H, W] for the samples FID and SSIM use; needed when either is asked for. */
+  noise?: Tensor;
+  /** DDIM steps; default 100. */
+  steps?: number;
+  skip?: SkipType;
+  /** Images denoised at once; default 64. */
+  batchSize?: number;
+  /** FID: the extractor, and the dataset (with its spec, the cache key) it compares with. */
+  fid?: { extractor: FeatureExtractor; dataset: ImageDataset; spec: string; limit?: number } | null;
+  ssim?: boolean;
+  /** Latency: batch sizes timed (default [1, 64]), warm-up and timed runs. */
+  latency?: { batchSizes?: number[]; warmup?: number; repeats?: number } | null;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface LatencyReport {
+  batch_size: number;
+  median_ms: number;
+  runs_ms: number[];
+}
+
+export interface EvalReport {
+  params: { model: number; reference: number | null };
+  // Counting MACs needs the pruning layer's counter (issue 4, Torch-Pruning's rules); null until then.
+  macs: { model: number | null; reference: number | null };
+  sampler: { scheduler: "ddim"; eta: 0; steps: number; skip: SkipType; num_samples: number } | null;
+  fid: { extractor: string; dataset: string; num_samples: number; num_reference: number; model: number; reference: number | null } | null;
+  ssim: { mean: number; mse: number; num_samples: number; image_range: "[0, 1]" } | null;
+  latency: {
+    warmup: number;
+    repeats: number;
+    model: LatencyReport[];
+    reference: LatencyReport[] | null;
+    /** Reference time / model time, by batch size ("batch1", "batch64"). */
+    speedup: Record<string, number> | null;
+  } | null;
+}
+
+const report = (l: Latency): LatencyReport => ({ batch_size: l.batchSize, median_ms: l.medianMs, runs_ms: l.runsMs });
+
+function sameImages(a: UNet2DModel, b: UNet2DModel): void {
+  const shape = (m: UNet2DModel) => `${m.config.in_channels}x${m.config.sample_size}x${m.config.sample_size}`;
+  if (shape(a) !== shape(b)) throw new Error(`the reference makes ${shape(b)} images but the model ${shape(a)}: compare models of the same image shape`);
+}
+
+export function evaluate(options: EvaluateOptions): EvalReport {
+  const { model, reference = null, scheduler, noise, steps = 100, skip = "uniform", batchSize = 64, onProgress } = options;
+  const needSamples = Boolean(options.fid) || Boolean(options.ssim);
+  if (options.ssim && !reference) throw new Error("SSIM compares the model with a reference: give one (--reference DIR)");
+  if (needSamples && !noise) throw new Error("FID and SSIM need initial noise for sampling");
+  if (reference) sameImages(model, reference);
+  const out: EvalReport = {
+    params: { model: model.numParameters(), reference: reference?.numParameters() ?? null },
+    macs: { model: null, reference: null },
+    sampler: null,
+    fid: null,
+    ssim: null,
+    latency: null,
+  };
+
+  const owned: Tensor[] = [];
+  try {
+    let samples: Tensor | null = null;
+    let referenceSamples: Tensor | null = null;
+    if (needSamples && noise) {
+      const n = noise.shape[0]!;
+      out.sampler = { scheduler: "ddim", eta: 0, steps, skip, num_samples: n };
+      const sample = (m: UNet2DModel, stage: string) => {
+        const s = generate(m, samplingScheduler(scheduler, "ddim"), noise, {
+          numInferenceSteps: steps, eta: 0, skip, batchSize,
+          onStep: (done, total) => onProgress?.(stage, done, total),
+        });
+        owned.push(s);
+        return s;
+      };
+      samples = sample(model, "sample model");
+      if (reference) referenceSamples = sample(reference, "sample reference");
+    }
+
+    if (options.fid && samples) {
+      const { extractor, dataset, spec, limit } = options.fid;
+      const stats = datasetStats(dataset, extractor, { spec, ...(limit !== undefined ? { limit } : {}), onProgress: (d, t) => onProgress?.("dataset features", d, t) });
+      try {
+        const m = fid(samples, stats, extractor, { onProgress: (d, t) => onProgress?.("sample features", d, t) });
+        const r = referenceSamples ? fid(referenceSamples, stats, extractor).fid : null;
+        out.fid = { extractor: extractor.name, dataset: spec, num_samples: m.numSamples, num_reference: m.numReference, model: m.fid, reference: r };
+      } finally {
+        torch.dispose([stats.mu, stats.sigma]);
+      }
+    }
+
+    if (options.ssim && samples && referenceSamples) {
+      const c = compareSamples(samples, referenceSamples);
+      out.ssim = { mean: c.ssim, mse: c.mse, num_samples: c.perImage.length, image_range: "[0, 1]" };
+    }
+  } finally {
+    torch.dispose(owned);
+  }
+
+  if (options.latency) {
+    const { batchSizes = [1, 64], warmup = 2, repeats = 5 } = options.latency;
+    const time = (m: UNet2DModel, stage: string) => {
+      onProgress?.(stage, 0, 1);
+      const l = measureLatency(m, { batchSizes, warmup, repeats });
+      onProgress?.(stage, 1, 1);
+      return l;
+    };
+    const own = time(model, "latency model");
+    const ref = reference ? time(reference, "latency reference") : null;
+    out.latency = {
+      warmup,
+      repeats,
+      model: own.map(report),
+      reference: ref?.map(report) ?? null,
+      speedup: ref ? Object.fromEntries(own.map((l, i) => [`batch${l.batchSize}`, ref[i]!.medianMs / l.medianMs])) : null,
+    };
+  }
+  return out;
+}
