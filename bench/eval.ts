@@ -1,0 +1,118 @@
+// Evaluation benchmark: FID feature extraction (images/s for the shipped classifier and for
+// Inception-v3 at 299x299), the FID computation itself for 10k samples (Gaussian fit + Frechet
+// distance, at the classifier's 128 and Inception's 2048 dimensions), and UNet latency of the
+// embedded model at batch 1 and 64. The issue's comparison against a 30%-pruned copy needs the
+// pruning layer (issue 4): until it exists those fields are null. Prints one JSON object to
+// stdout; progress goes to stderr. BENCH_QUICK=1 cuts the sizes (a smoke run, not a measurement).
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as torch from "../src/torch/index.js";
+import { openDataset } from "../src/data/index.js";
+import { UNet2DModel } from "../src/models/index.js";
+import { ClassifierExtractor, fitGaussian, frechetDistance, InceptionV3, measureLatency, type Latency } from "../src/metrics/index.js";
+import { progress, round } from "./common.js";
+
+const QUICK = process.env.BENCH_QUICK === "1";
+const FID_SAMPLES = QUICK ? 1000 : 10_000;
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("bench/eval: no package.json above the compiled file");
+    dir = up;
+  }
+  return dir;
+}
+
+/** Images per second of `features` over `batches` batches, after one warm-up batch. */
+function imagesPerSecond(features: (x: torch.Tensor) => torch.Tensor, batch: torch.Tensor, batches: number): number {
+  const run = () => torch.tidy(() => void features(batch)); // void: nothing escapes the scope
+  run();
+  const start = performance.now();
+  for (let i = 0; i < batches; i++) run();
+  return (batches * batch.shape[0]!) / ((performance.now() - start) / 1000);
+}
+
+function extraction(): Record<string, unknown> {
+  progress("feature extraction: classifier");
+  const classifier = ClassifierExtractor.load();
+  const test = openDataset("fashion-mnist:test", { sampleSize: 32, channels: 1 });
+  const batch = test.getBatch(Array.from({ length: 100 }, (_, i) => i));
+  const classifierRate = imagesPerSecond((x) => classifier.features(x), batch, QUICK ? 3 : 20);
+  progress("feature extraction: Inception-v3 (random weights, same cost as trained)");
+  torch.manualSeed(0);
+  const inception = torch.noGrad(() => new InceptionV3());
+  const small = batch.narrow(0, 0, 8);
+  const inceptionRate = imagesPerSecond((x) => torch.noGrad(() => inception.forward(x)), small, QUICK ? 1 : 4);
+  small.dispose();
+  inception.dispose();
+  classifier.model.dispose();
+  batch.dispose();
+  return {
+    classifier_images_per_s: round(classifierRate, 1),
+    classifier_batch: 100,
+    inception_images_per_s: round(inceptionRate, 2),
+    inception_batch: 8,
+    inception_input: "1x32x32 Fashion-MNIST, repeated to RGB and resized to 299x299 (pytorch-fid preprocessing)",
+  };
+}
+
+/** Seconds to fit two Gaussians to FID_SAMPLES features each and take their Frechet distance. */
+function fidTime(dim: number): Record<string, number> {
+  progress(`FID computation: ${FID_SAMPLES} samples x ${dim} dims`);
+  torch.manualSeed(1);
+  const [a, b] = torch.tidy(() => [torch.rand([FID_SAMPLES, dim]), torch.rand([FID_SAMPLES, dim]).add(0.01)]);
+  const t0 = performance.now();
+  const [sa, sb] = [fitGaussian(a), fitGaussian(b)];
+  const t1 = performance.now();
+  frechetDistance(sa, sb);
+  const t2 = performance.now();
+  torch.dispose([a, b, sa.mu, sa.sigma, sb.mu, sb.sigma]);
+  return { dims: dim, fit_s: round((t1 - t0) / 1000), frechet_s: round((t2 - t1) / 1000), total_s: round((t2 - t0) / 1000) };
+}
+
+function latency(root: string): Record<string, unknown> {
+  const shipped = join(root, "models/fashion-mnist");
+  torch.manualSeed(0);
+  const [model, source] = existsSync(shipped)
+    ? [UNet2DModel.fromPretrained(shipped), "models/fashion-mnist/ (trained weights)"]
+    : [new UNet2DModel(JSON.parse(readFileSync(join(root, "models/fashion-mnist-32.config.json"), "utf8")) as Record<string, unknown>), "models/fashion-mnist-32.config.json, random weights (seed 0)"];
+  progress(`latency: ${source}`);
+  const options = QUICK ? { warmup: 1, repeats: 2 } : { warmup: 3, repeats: 11 };
+  const result = measureLatency(model, { batchSizes: [1, 64], ...options });
+  model.dispose();
+  const ms = (l: Latency[], b: number) => round(l.find((x) => x.batchSize === b)!.medianMs, 2);
+  return {
+    source,
+    ...options,
+    original_ms_batch1: ms(result, 1),
+    original_ms_batch64: ms(result, 64),
+    // The 30%-pruned copy needs src/pruning (issue 4); its times, the speed-ups and the MACs ratio follow then.
+    pruned_ms_batch1: null,
+    pruned_ms_batch64: null,
+    speedup_batch1: null,
+    speedup_batch64: null,
+    macs_ratio: null,
+  };
+}
+
+function main(): void {
+  const root = repoRoot();
+  const report = {
+    benchmark: "eval",
+    quick: QUICK,
+    node_version: process.version,
+    torch_version: torch.torchVersion,
+    num_threads: torch.getNumThreads(),
+    feature_extraction: extraction(),
+    fid_computation: { samples: FID_SAMPLES, classifier: fidTime(128), inception: fidTime(2048) },
+    latency: latency(root),
+    statistic: "latency: median over timed runs after warm-up, one UNet forward under noGrad, eval mode",
+    live_tensors_after: torch.memory().numTensors,
+  };
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+}
+
+main();
