@@ -69,17 +69,18 @@ export function formatReport(r: EvalReport): string {
 }
 
 export function evalAction(args: EvalArgs): void {
-  // No metric named: all that apply (SSIM only with a reference).
-  const all = !args.fid && !args.ssim && !args.latency;
-  const want = { fid: all || Boolean(args.fid), ssim: Boolean(args.ssim) || (all && Boolean(args.reference)), latency: all || Boolean(args.latency) };
-  if (want.ssim && !args.reference) throw new Error("--ssim compares the model's samples with the reference's: give --reference DIR");
-
+  if (args.ssim && !args.reference) throw new Error("--ssim compares the model's samples with the reference's: give --reference DIR");
   const model = UNet2DModel.fromPretrained(args.model);
   const reference = args.reference ? UNet2DModel.fromPretrained(args.reference) : null;
   const { schedulerDir } = resolveModelFolder(args.model);
   const scheduler = schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler();
-  const extractor = want.fid ? loadExtractor(args) : null;
   const c = model.config;
+  // No metric named: all that apply. SSIM needs a reference; FID an extractor that takes the
+  // model's images (the classifier: 1x32x32; Inception: any, once given its weights).
+  const all = !args.fid && !args.ssim && !args.latency;
+  const fidApplies = args.extractor === "inception" ? Boolean(args.inceptionWeights) : c.in_channels === 1 && c.sample_size === 32;
+  const want = { fid: Boolean(args.fid) || (all && fidApplies), ssim: Boolean(args.ssim) || (all && reference !== null), latency: all || Boolean(args.latency) };
+  const extractor = want.fid ? loadExtractor(args) : null;
   const dataset = extractor ? openDataset(args.data, { sampleSize: c.sample_size, channels: c.in_channels }) : null;
   if (extractor?.inputShape && extractor.inputShape.join() !== [c.in_channels, c.sample_size, c.sample_size].join())
     throw new Error(
