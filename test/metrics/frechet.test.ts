@@ -62,6 +62,15 @@ describe("frechetDistance", () => {
     assert.ok(frechetDistance(a, a) < 1e-6, `FID(a, a) = ${frechetDistance(a, a)}`);
   });
 
+  test("an exactly singular covariance (a duplicated feature) gives a finite value", () => {
+    torch.manualSeed(6);
+    const base = torch.randn([50, 4]);
+    const a = fitGaussian(torch.cat([base, base.narrow(1, 0, 1)], 1));
+    const b = fitGaussian(torch.randn([50, 5]).mul(2));
+    const d = frechetDistance(a, b);
+    assert.ok(Number.isFinite(d) && d > 0, `FID = ${d}`);
+  });
+
   test("mismatched dimensions are an error that names the cause", () => {
     const a = fitGaussian(torch.randn([5, 4]));
     const b = fitGaussian(torch.randn([5, 3]));
