@@ -38,7 +38,7 @@ export interface ClassifierTrainResult {
 const fashionMnist = (split: "train" | "test") => openDataset(split === "train" ? "fashion-mnist" : "fashion-mnist:test", { sampleSize: 32, channels: 1 });
 
 /** Top-1 accuracy on the first `limit` images of a labelled dataset. */
-export function classifierAccuracy(model: FashionMnistClassifier, dataset: ImageDataset, { limit = dataset.length, batchSize = 500 } = {}): number {
+export function classifierAccuracy(model: FashionMnistClassifier, dataset: ImageDataset, { limit = dataset.length, batchSize = 200 } = {}): number {
   const labels = dataset.labels;
   if (!labels) throw new Error("classifierAccuracy: the dataset has no labels");
   const n = Math.min(limit, dataset.length);
