@@ -16,7 +16,7 @@ export interface EvaluateOptions {
   reference?: UNet2DModel | null;
   /** The training schedule; sampling uses DDIM with eta 0 on it. */
   scheduler: Scheduler;
-  /** Initial noise [N, C, H, W] for the samples FID and SSIM use; needed when either is asked for. */
+  /** Initial noise [N, C, H, W] for the samples FID and SSIM use (both see them 8-bit, as saved); needed when either is asked for. */
   noise?: Tensor;
   /** DDIM steps; default 100. */
   steps?: number;
@@ -54,6 +54,15 @@ export interface EvalReport {
   } | null;
 }
 
+/**
+ * Samples as a saved PNG holds them (8 bits, rounded as io's writer does), mapped back to
+ * [-1, 1] as the datasets map their bytes: FID's reference images are 8-bit, and pytorch-fid
+ * users measure saved sample folders, so the figures stay comparable.
+ */
+export function quantize8bit(x: Tensor): Tensor {
+  return torch.tidy(() => x.add(1).mul(127.5).add(0.5).floor().clamp(0, 255).div(127.5).sub(1));
+}
+
 const report = (l: Latency): LatencyReport => ({ batch_size: l.batchSize, median_ms: l.medianMs, runs_ms: l.runsMs });
 
 function sameImages(a: UNet2DModel, b: UNet2DModel): void {
@@ -84,10 +93,12 @@ export function evaluate(options: EvaluateOptions): EvalReport {
       const n = noise.shape[0]!;
       out.sampler = { scheduler: "ddim", eta: 0, steps, skip, num_samples: n };
       const sample = (m: UNet2DModel, stage: string) => {
-        const s = generate(m, samplingScheduler(scheduler, "ddim"), noise, {
+        const raw = generate(m, samplingScheduler(scheduler, "ddim"), noise, {
           numInferenceSteps: steps, eta: 0, skip, batchSize,
           onStep: (done, total) => onProgress?.(stage, done, total),
         });
+        const s = quantize8bit(raw);
+        raw.dispose();
         owned.push(s);
         return s;
       };

@@ -1,0 +1,74 @@
+// evaluate(): one report with FID for model and reference, consistency and latency, on the
+// samples as saved (8-bit).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { rmSync } from "node:fs";
+import * as torch from "../../src/torch/index.js";
+import { imageFromTensor } from "../../src/io/index.js";
+import { toNormalizedTensor, Uint8ImageDataset } from "../../src/data/index.js";
+import { UNet2DModel } from "../../src/models/index.js";
+import { loadScheduler } from "../../src/diffusion/index.js";
+import { evaluate, quantize8bit, type FeatureExtractor } from "../../src/metrics/index.js";
+import { fixture, scratchDir } from "../helpers/fixtures.js";
+import { mulberry32 } from "../helpers/random.js";
+
+/** Features = per-row means of 16x16 images. */
+const rowMeans: FeatureExtractor = {
+  name: "row-means",
+  featureDim: 16,
+  weightsHash: "none",
+  inputShape: [1, 16, 16],
+  features: (images) => images.mean(3).flatten(1),
+};
+
+const scratch = scratchDir("diffprune-evaluate-");
+const saved = process.env.DIFFPRUNE_CACHE;
+before(() => (process.env.DIFFPRUNE_CACHE = scratch));
+after(() => {
+  if (saved === undefined) delete process.env.DIFFPRUNE_CACHE;
+  else process.env.DIFFPRUNE_CACHE = saved;
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe("evaluate", () => {
+  test("quantize8bit gives the PNG writer's bytes, mapped as datasets map bytes", () => {
+    torch.manualSeed(0);
+    const x = torch.rand([1, 16, 16]).mul(2.4).sub(1.2);
+    assert.ok(torch.equal(quantize8bit(x.unsqueeze(0)), toNormalizedTensor(imageFromTensor(x).data, [1, 1, 16, 16])));
+  });
+
+  test("a model against itself: equal FIDs, SSIM 1, MSE 0, params, null MACs, speed-ups", () => {
+    const model = UNet2DModel.fromPretrained(fixture("unet-tiny"));
+    const rand = mulberry32(1);
+    const dataset = new Uint8ImageDataset(Uint8Array.from({ length: 40 * 256 }, () => Math.floor(rand() * 256)), { count: 40, channels: 1, height: 16, width: 16 }, { sampleSize: 16, channels: 1, resize: "pad" });
+    torch.manualSeed(2);
+    const stages = new Set<string>();
+    const r = evaluate({
+      model,
+      reference: model,
+      scheduler: loadScheduler(fixture("unet-tiny")),
+      noise: torch.randn([4, 1, 16, 16]),
+      steps: 2,
+      fid: { extractor: rowMeans, dataset, spec: "random-bytes" },
+      ssim: true,
+      latency: { batchSizes: [1, 2], warmup: 0, repeats: 1 },
+      onProgress: (stage) => stages.add(stage),
+    });
+    assert.equal(r.params.model, model.numParameters());
+    assert.deepEqual(r.macs, { model: null, reference: null });
+    assert.deepEqual(r.sampler, { scheduler: "ddim", eta: 0, steps: 2, skip: "uniform", num_samples: 4 });
+    assert.equal(r.fid!.reference, r.fid!.model);
+    assert.deepEqual([r.fid!.extractor, r.fid!.num_samples, r.fid!.num_reference], ["row-means", 4, 40]);
+    assert.equal(r.ssim!.mean, 1);
+    assert.equal(r.ssim!.mse, 0);
+    assert.deepEqual(Object.keys(r.latency!.speedup!), ["batch1", "batch2"]);
+    assert.ok(stages.has("sample model") && stages.has("sample reference") && stages.has("dataset features"), [...stages].join());
+    model.dispose();
+  });
+
+  test("SSIM without a reference is an error", () => {
+    const model = UNet2DModel.fromPretrained(fixture("unet-tiny"));
+    assert.throws(() => evaluate({ model, scheduler: loadScheduler(fixture("unet-tiny")), noise: torch.randn([1, 1, 16, 16]), ssim: true }), /give one/);
+    model.dispose();
+  });
+});
