@@ -38,7 +38,7 @@ export function registerTrainClassifier(program: Command): void {
     .command("train-classifier")
     .description("train the Fashion-MNIST classifier used as the FID feature extractor")
     .requiredOption("--out <dir>", "output folder (model.safetensors, classifier.json)")
-    .option("--epochs <n>", "training epochs", positiveInt, 3)
+    .option("--epochs <n>", "training epochs", positiveInt, 4)
     .option("--batch-size <n>", "batch size", positiveInt, 128)
     .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", positiveNumber, 2e-3)
     .option("--seed <n>", "random seed", nonNegativeInt, 0)

@@ -1,6 +1,6 @@
 // Training and scoring the Fashion-MNIST classifier whose features FID uses. AdamW with linear
-// warm-up then cosine decay, batch statistics in BatchNorm, no augmentation: three epochs reach
-// about 92% test accuracy.
+// warm-up then cosine decay, batch statistics in BatchNorm, no augmentation: the default four
+// epochs gave the shipped weights, 92.73% on the 10k test images (about 6 minutes on one core).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
@@ -10,7 +10,7 @@ import { DataLoader, openDataset, type ImageDataset } from "../data/index.js";
 import { CLASSIFIER_INFO, CLASSIFIER_WEIGHTS, FashionMnistClassifier } from "./extractors/classifier.js";
 
 export interface ClassifierTrainOptions {
-  /** Default 3. */
+  /** Default 4. */
   epochs?: number;
   /** Default 128. */
   batchSize?: number;
@@ -77,7 +77,7 @@ function firstImages(dataset: ImageDataset, count: number): ImageDataset {
 }
 
 export function trainClassifier(options: ClassifierTrainOptions = {}): ClassifierTrainResult {
-  const { epochs = 3, batchSize = 128, lr = 2e-3, weightDecay = 1e-4, seed = 0, onStep } = options;
+  const { epochs = 4, batchSize = 128, lr = 2e-3, weightDecay = 1e-4, seed = 0, onStep } = options;
   const train = firstImages(fashionMnist("train"), options.trainLimit ?? Infinity);
   const labels = train.labels!;
   torch.manualSeed(seed);

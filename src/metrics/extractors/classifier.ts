@@ -2,7 +2,7 @@
 // layer is the feature space for FID on Fashion-MNIST, where Inception-v3 (an ImageNet network
 // on 299x299 RGB) sees little that matters. Three conv-BN-ReLU-maxpool stages (32, 64, 128
 // channels: 32 -> 16 -> 8 -> 4), fc1 2048 -> 128 + ReLU (the features), fc2 128 -> 10 (logits).
-// About 357k parameters: 1.4 MB of float32 weights, shipped in models/fmnist-classifier.
+// 356,458 parameters: 1.4 MB of float32 weights, shipped in models/fmnist-classifier.
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
