@@ -23,7 +23,7 @@ function convNet(channels: number): ConvNet {
   // Kaiming-uniform-like init keeps the first steps stable.
   const conv = (cin: number, cout: number): [Tensor, Tensor] => {
     const bound = 1 / Math.sqrt(cin * 9);
-    const w = torch.keep(torch.rand([cout, cin, 3, 3]).mul(2 * bound).sub(bound)).requiresGrad_();
+    const w = torch.tidy(() => torch.keep(torch.rand([cout, cin, 3, 3]).mul(2 * bound).sub(bound))).requiresGrad_();
     const b = torch.keep(torch.zeros([cout])).requiresGrad_();
     return [w, b];
   };

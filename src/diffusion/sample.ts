@@ -43,7 +43,7 @@ export function generate(model: UNet2DModel, scheduler: Scheduler, noise: Tensor
     const outputs: Tensor[] = [];
     let done = 0;
     for (let b = 0; b < batches; b++) {
-      let x = torch.keep(noise.narrow(0, b * batchSize, Math.min(batchSize, n - b * batchSize)).mul(scheduler.initNoiseSigma));
+      let x = torch.tidy(() => torch.keep(noise.narrow(0, b * batchSize, Math.min(batchSize, n - b * batchSize)).mul(scheduler.initNoiseSigma)));
       for (const t of timesteps) {
         const next = torch.noGrad(() =>
           torch.tidy(() => {

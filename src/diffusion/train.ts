@@ -95,7 +95,7 @@ const stepSeed = (seed: number, step: number): number => (seed * 1_000_003 + ste
 /** Runs `fn` with the model's parameters replaced by `weights` (the EMA's), then restores them. */
 export function withWeights<T>(model: UNet2DModel, weights: Tensor[], fn: () => T): T {
   const params = model.parameters();
-  const backup = torch.noGrad(() => params.map((p) => torch.keep(p.detach().clone())));
+  const backup = torch.noGrad(() => torch.tidy(() => params.map((p) => torch.keep(p.detach().clone()))));
   torch.noGrad(() => params.forEach((p, i) => p.copy_(weights[i]!)));
   try {
     return fn();

@@ -18,7 +18,7 @@ export class EMA {
 
   constructor(params: Tensor[], options: EMAOptions = {}) {
     this.options = { maxDecay: 0.9999, minDecay: 0, invGamma: 1, power: 3 / 4, updateAfterStep: 0, ...options };
-    this.shadow = torch.noGrad(() => params.map((p) => torch.keep(p.detach().clone())));
+    this.shadow = torch.noGrad(() => torch.tidy(() => params.map((p) => torch.keep(p.detach().clone()))));
   }
 
   /** The decay used at the current optimization step. */

@@ -82,6 +82,14 @@ describe("Trainer", () => {
     assert.ok(existsSync(join(dir, "samples", "step-0000024.png")));
   });
 
+  test("training steps, checkpoints and sample grids leave no tensors behind", () => {
+    const t = trainer(join(scratch, "leaks"), { steps: 6, checkpointEvery: 3, sampleEvery: 3 });
+    t.trainStep();
+    const before = torch.memory();
+    t.run();
+    assert.deepEqual(torch.memory(), before);
+  });
+
   test("a checkpoint from other settings is refused", () => {
     const dir = join(scratch, "settings");
     const a = trainer(dir, { steps: 2, checkpointEvery: 2 });
