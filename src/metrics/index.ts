@@ -3,7 +3,6 @@
 export * from "./ssim.js";
 export * from "./frechet.js";
 export type { FeatureExtractor } from "./extractors/extractor.js";
-export { BatchNorm2d } from "./extractors/batch-norm.js";
 export { bilinearMatrix, resizeBilinear } from "./extractors/resize.js";
 export * from "./extractors/classifier.js";
 export { InceptionV3, InceptionExtractor, inceptionStateDict } from "./extractors/inception.js";

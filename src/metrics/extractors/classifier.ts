@@ -8,8 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as torch from "../../torch/index.js";
 import type { Tensor } from "../../torch/index.js";
-import { Conv2d, Linear, Module } from "../../nn/index.js";
-import { BatchNorm2d } from "./batch-norm.js";
+import { BatchNorm2d, Conv2d, Linear, Module } from "../../nn/index.js";
 import type { FeatureExtractor } from "./extractor.js";
 import { readWeights } from "./weights.js";
 

@@ -7,8 +7,7 @@
 // users convert that file to safetensors and pass it.
 import * as torch from "../../torch/index.js";
 import type { Tensor } from "../../torch/index.js";
-import { Module } from "../../nn/index.js";
-import { BatchNorm2d } from "./batch-norm.js";
+import { BatchNorm2d, Module } from "../../nn/index.js";
 import type { FeatureExtractor } from "./extractor.js";
 import { resizeBilinear } from "./resize.js";
 import { readWeights } from "./weights.js";

@@ -1,9 +1,8 @@
 // BatchNorm2d as torch.nn.BatchNorm2d (affine, running statistics), under PyTorch's parameter
-// names so torchvision-style checkpoints load. The diffusion models use GroupNorm only, so this
-// lives with the feature extractors that need it.
-import * as torch from "../../torch/index.js";
-import type { Tensor } from "../../torch/index.js";
-import { Module } from "../../nn/index.js";
+// names so torchvision-style checkpoints load (the FID feature extractors use it).
+import * as torch from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+import { Module } from "./module.js";
 
 export class BatchNorm2d extends Module {
   readonly eps: number;
