@@ -5,26 +5,17 @@
 // pruning layer (issue 4): until it exists those fields are null. Prints one JSON object to
 // stdout; progress goes to stderr. BENCH_QUICK=1 cuts the sizes (a smoke run, not a measurement).
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as torch from "../src/torch/index.js";
 import { openDataset } from "../src/data/index.js";
 import { UNet2DModel } from "../src/models/index.js";
 import { ClassifierExtractor, fitGaussian, frechetDistance, InceptionV3, measureLatency, type Latency } from "../src/metrics/index.js";
 import { progress, round } from "./common.js";
+import { packageRoot } from "../src/io/index.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const FID_SAMPLES = QUICK ? 1000 : 10_000;
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("bench/eval: no package.json above the compiled file");
-    dir = up;
-  }
-  return dir;
-}
 
 /** Images per second of `features` over `batches` batches, after one warm-up batch. */
 function imagesPerSecond(features: (x: torch.Tensor) => torch.Tensor, batch: torch.Tensor, batches: number): number {
@@ -99,7 +90,7 @@ function latency(root: string): Record<string, unknown> {
 }
 
 function main(): void {
-  const root = repoRoot();
+  const root = packageRoot();
   const report = {
     benchmark: "eval",
     quick: QUICK,

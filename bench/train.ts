@@ -4,13 +4,13 @@
 // yardstick. Prints one JSON object to stdout; progress goes to stderr.
 // BENCH_QUICK=1 cuts the repeats (a smoke run, not a measurement).
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as torch from "../src/torch/index.js";
 import { Attention, AdamW, Conv2d, GroupNorm, Linear } from "../src/nn/index.js";
 import { UNet2DModel } from "../src/models/index.js";
 import { DDPMScheduler, denoisingLoss } from "../src/diffusion/index.js";
 import { median, progress, round, timeRepeat } from "./common.js";
+import { packageRoot } from "../src/io/index.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const BATCH = 8;
@@ -41,16 +41,6 @@ const PLANS: Record<"cifar10" | "embedded", Plan> = QUICK
 // random weights. Not measured here: diffusers is not installed on this machine.
 const PEER_CIFAR10 = { train_images_per_s: 2.4, eval_ms_batch1: 284, eval_ms_batch8: 889 } as const;
 
-/** The directory holding package.json above the compiled file (dist/bench/ -> repo root). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("bench/train: no package.json above the compiled file");
-    dir = up;
-  }
-  return dir;
-}
 
 /**
  * Multiply-accumulates of one forward pass at batch 1, counted analytically per module. Output
@@ -178,7 +168,7 @@ function matmulGflops(): number {
 }
 
 function main(): void {
-  const root = repoRoot();
+  const root = packageRoot();
   const machine = { matmul_gflops_per_s: matmulGflops() };
 
   const cifarConfig = JSON.parse(readFileSync(join(root, "../shared/fixtures/ddpm-cifar10-32.config.json"), "utf8")) as Record<string, unknown>;

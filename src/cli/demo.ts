@@ -2,15 +2,15 @@
 // built: the engine's smoke job (a conv net trained on epsilon-prediction) and samples from the
 // shipped Fashion-MNIST model.
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { Command } from "commander";
+import { packageRoot } from "../io/index.js";
 import { nonNegativeInt, positiveInt } from "./args.js";
 import { sampleAction } from "./sample.js";
 import { engineSmoke } from "./smoke.js";
 
-/** The shipped model: <package>/models/fashion-mnist (this file is dist/src/cli/demo.js). */
-export const EMBEDDED_MODEL = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "models", "fashion-mnist");
+/** The shipped model. */
+export const EMBEDDED_MODEL = join(packageRoot(), "models", "fashion-mnist");
 
 interface DemoArgs {
   steps: number;

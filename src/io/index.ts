@@ -21,3 +21,4 @@ export {
   makeGrid,
   type Image,
 } from "./png.js";
+export { packageRoot } from "./package-root.js";

@@ -2,19 +2,11 @@
 // repository, in ../shared/fixtures.
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 
-/** The repository root: the nearest folder above this file with a package.json (src or dist). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("test/helpers: no package.json above this file");
-    dir = up;
-  }
-  return dir;
-}
+import { packageRoot as repoRoot } from "../../src/io/index.js";
+
+export { repoRoot };
 
 /** The fixtures folder: $DIFFPRUNE_FIXTURES, or shared/fixtures beside the repository. */
 function fixturesDir(): string {

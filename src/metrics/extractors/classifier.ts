@@ -4,13 +4,13 @@
 // channels: 32 -> 16 -> 8 -> 4), fc1 2048 -> 128 + ReLU (the features), fc2 128 -> 10 (logits).
 // 356,458 parameters: 1.4 MB of float32 weights, shipped in models/fmnist-classifier.
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as torch from "../../torch/index.js";
 import type { Tensor } from "../../torch/index.js";
 import { BatchNorm2d, Conv2d, Linear, Module } from "../../nn/index.js";
 import type { FeatureExtractor } from "./extractor.js";
 import { readWeights } from "./weights.js";
+import { packageRoot } from "../../io/index.js";
 
 export const CLASSIFIER_WEIGHTS = "model.safetensors";
 export const CLASSIFIER_INFO = "classifier.json";
@@ -18,13 +18,7 @@ export const CLASSIFIER_FEATURES = 128;
 
 /** The shipped classifier's folder: models/fmnist-classifier in the package. */
 export function defaultClassifierDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("defaultClassifierDir: no package.json above the diffprune sources; pass the classifier folder explicitly");
-    dir = up;
-  }
-  return join(dir, "models", "fmnist-classifier");
+  return join(packageRoot(), "models", "fmnist-classifier");
 }
 
 export class FashionMnistClassifier extends Module {
