@@ -1,34 +1,18 @@
 // evaluate(): one report with FID for model and reference, consistency and latency, on the
 // samples as saved (8-bit).
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { rmSync } from "node:fs";
+import { describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { imageFromTensor } from "../../src/io/index.js";
-import { toNormalizedTensor, Uint8ImageDataset } from "../../src/data/index.js";
+import { toNormalizedTensor } from "../../src/data/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { loadScheduler } from "../../src/diffusion/index.js";
-import { evaluate, quantize8bit, type FeatureExtractor } from "../../src/metrics/index.js";
-import { fixture, scratchDir } from "../helpers/fixtures.js";
-import { mulberry32 } from "../helpers/random.js";
+import { evaluate, quantize8bit } from "../../src/metrics/index.js";
+import { fixture } from "../helpers/fixtures.js";
+import { randomImages, RowMeans, useScratchCache } from "../helpers/metrics.js";
 
-/** Features = per-row means of 16x16 images. */
-const rowMeans: FeatureExtractor = {
-  name: "row-means",
-  featureDim: 16,
-  weightsHash: "none",
-  inputShape: [1, 16, 16],
-  features: (images) => images.mean(3).flatten(1),
-};
-
-const scratch = scratchDir("diffprune-evaluate-");
-const saved = process.env.DIFFPRUNE_CACHE;
-before(() => (process.env.DIFFPRUNE_CACHE = scratch));
-after(() => {
-  if (saved === undefined) delete process.env.DIFFPRUNE_CACHE;
-  else process.env.DIFFPRUNE_CACHE = saved;
-  rmSync(scratch, { recursive: true, force: true });
-});
+const rowMeans = new RowMeans(16);
+useScratchCache("diffprune-evaluate-");
 
 describe("evaluate", () => {
   test("quantize8bit gives the PNG writer's bytes, mapped as datasets map bytes", () => {
@@ -39,8 +23,7 @@ describe("evaluate", () => {
 
   test("a model against itself: equal FIDs, SSIM 1, MSE 0, params, null MACs, speed-ups", () => {
     const model = UNet2DModel.fromPretrained(fixture("unet-tiny"));
-    const rand = mulberry32(1);
-    const dataset = new Uint8ImageDataset(Uint8Array.from({ length: 40 * 256 }, () => Math.floor(rand() * 256)), { count: 40, channels: 1, height: 16, width: 16 }, { sampleSize: 16, channels: 1, resize: "pad" });
+    const dataset = randomImages(40, 16, 1);
     torch.manualSeed(2);
     const stages = new Set<string>();
     const r = evaluate({
