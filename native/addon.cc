@@ -6,7 +6,6 @@
 
 #include <malloc.h>
 
-#include <thread>
 
 using dp::IntArg;
 using dp::TensorArg;
@@ -103,9 +102,6 @@ void TuneAllocator() {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (std::getenv("DIFFPRUNE_DEFAULT_MALLOC") == nullptr) TuneAllocator();
-  // Debian's libtorch starts with one intra-op thread; use every core unless told otherwise.
-  unsigned cores = std::thread::hardware_concurrency();
-  if (cores > 0) at::set_num_threads(static_cast<int>(cores));
   for (const auto& e : dp::Registry()) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   return exports;

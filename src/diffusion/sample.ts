@@ -58,6 +58,7 @@ export function generate(model: UNet2DModel, scheduler: Scheduler, noise: Tensor
       }
       outputs.push(x);
     }
+    // A fresh (not kept) tensor either way, so the result belongs to the caller's scope.
     const all = outputs.length === 1 ? outputs[0]!.clone() : torch.cat(outputs, 0);
     torch.dispose(outputs);
     return all;

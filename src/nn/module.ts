@@ -113,27 +113,17 @@ export class Module {
       if (unexpected.length) parts.push(`unexpected keys: ${list(unexpected)}`);
       throw new StateDictError(`the state dict does not match the model's: ${parts.join("; ")}`);
     }
-    const mismatched: string[] = [];
-    for (const [key, target] of own) {
+    const pairs = [...own].flatMap(([key, target]) => {
       const src = state.get(key);
-      if (!src) continue;
-      const same = src.shape.length === target.shape.length && src.shape.every((s, i) => s === target.shape[i]);
-      if (!same && !assign) mismatched.push(`${key}: checkpoint [${src.shape.join(", ")}], model [${target.shape.join(", ")}]`);
-    }
-    if (mismatched.length) throw new StateDictError(`shape mismatch: ${mismatched.slice(0, 8).join("; ")}`);
+      return src ? [{ key, target, src, same: src.shape.join() === target.shape.join() }] : [];
+    });
+    const mismatched = assign ? [] : pairs.filter((p) => !p.same);
+    if (mismatched.length)
+      throw new StateDictError(`shape mismatch: ${mismatched.slice(0, 8).map((p) => `${p.key}: checkpoint [${p.src.shape.join(", ")}], model [${p.target.shape.join(", ")}]`).join("; ")}`);
     torch.noGrad(() => {
-      for (const [key, target] of own) {
-        const src = state.get(key);
-        if (!src) continue;
-        const same = src.shape.every((s, i) => s === target.shape[i]) && src.shape.length === target.shape.length;
-        if (same) {
-          target.copy_(src);
-          continue;
-        }
-        const [owner, name] = this.#owner(key)!;
-        const copy = src.to({ dtype: target.dtype, device: target.device }).clone();
-        if (owner.#parameters.has(name)) owner.registerParameter(name, copy);
-        else owner.registerBuffer(name, copy);
+      for (const { key, target, src, same } of pairs) {
+        if (same) target.copy_(src);
+        else this.setTensor(key, torch.tidy(() => torch.keep(src.to({ dtype: target.dtype, device: target.device }).clone())));
       }
     });
   }

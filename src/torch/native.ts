@@ -2,6 +2,7 @@
 // handles are plain numbers that the Tensor class owns.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -144,5 +145,9 @@ function load(): Native {
 }
 
 export const native: Native = load();
+
+// Debian's libtorch starts with one intra-op thread: use the cores this process may run on
+// (a cgroup or affinity mask may allow fewer than the machine has), or DIFFPRUNE_NUM_THREADS.
+native.setNumThreads(Math.max(1, Number(process.env.DIFFPRUNE_NUM_THREADS) || availableParallelism()));
 export const unaryOp = (name: string): UnaryOp => native[name] as UnaryOp;
 export const binaryOp = (name: string): BinaryOp => native[name] as BinaryOp;

@@ -1,5 +1,4 @@
 // Process-wide settings of the engine: threads, the random seed, devices.
-import { availableParallelism } from "node:os";
 import { native } from "./native.js";
 
 /** libtorch's version, e.g. "1.13.0". */
@@ -11,7 +10,7 @@ export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
 
-/** libtorch's intra-op threads (default: the cores available to this process). */
+/** libtorch's intra-op threads (default: the cores available to this process, set when the addon loads). */
 export function setNumThreads(n: number): void {
   native.setNumThreads(n);
 }
@@ -23,6 +22,3 @@ export const cuda = {
   /** Waits for queued GPU work (for timing). */
   synchronize: (): void => native.cudaSynchronize(),
 };
-
-// The addon starts with the machine's core count; a cgroup or affinity mask may allow fewer.
-native.setNumThreads(Math.max(1, Number(process.env.DIFFPRUNE_NUM_THREADS) || availableParallelism()));
