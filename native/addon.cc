@@ -51,10 +51,6 @@ DP_FN(isContiguous) {
   return Napi::Boolean::New(info.Env(), t.is_contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
 }
 
-DP_FN(sameStorage) {
-  return Napi::Boolean::New(info.Env(), TensorArg(info, 0).is_alias_of(TensorArg(info, 1)));
-}
-
 DP_FN(setNumThreads) {
   int64_t n = IntArg(info, 0);
   if (n < 1) throw dp::ArgError("argument 0 must be a positive integer");
@@ -116,7 +112,6 @@ dp::Register reg({
     {"dtype", dtype},
     {"device", device},
     {"isContiguous", isContiguous},
-    {"sameStorage", sameStorage},
     {"setNumThreads", setNumThreads},
     {"getNumThreads", getNumThreads},
     {"manualSeed", manualSeed},

@@ -26,7 +26,6 @@ export interface Native {
   dtype(t: H): string;
   device(t: H): string;
   isContiguous(t: H, format?: string): boolean;
-  sameStorage(a: H, b: H): boolean;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;
