@@ -69,7 +69,11 @@ export function lineChart(series: Series[], options: ChartOptions = {}): string 
   if (xLabel) parts.push(`<text x="${m.left + pw / 2}" y="${height - 8}" text-anchor="middle">${escape(xLabel)}</text>`);
   if (yLabel) parts.push(`<text transform="translate(14 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${escape(yLabel)}</text>`);
   for (const l of hLines) parts.push(`<line x1="${m.left}" y1="${py(l.y)}" x2="${m.left + pw}" y2="${py(l.y)}" stroke="#555" stroke-dasharray="4 3"/><text x="${m.left + pw - 4}" y="${py(l.y) - 4}" text-anchor="end">${escape(l.label)}</text>`);
-  for (const l of vLines) parts.push(`<line x1="${px(l.x)}" y1="${m.top}" x2="${px(l.x)}" y2="${m.top + ph}" stroke="#555" stroke-dasharray="4 3"/><text x="${px(l.x) + 4}" y="${m.top + 12}">${escape(l.label)}</text>`);
+  for (const l of vLines) {
+    // The label goes on the side with room: a cut-off at the last step would be clipped on the right.
+    const [tx, anchor] = px(l.x) > m.left + pw / 2 ? [px(l.x) - 4, "end"] : [px(l.x) + 4, "start"];
+    parts.push(`<line x1="${px(l.x)}" y1="${m.top}" x2="${px(l.x)}" y2="${m.top + ph}" stroke="#555" stroke-dasharray="4 3"/><text x="${tx}" y="${m.top + 12}" text-anchor="${anchor}">${escape(l.label)}</text>`);
+  }
   // series and legend
   series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length]!;
