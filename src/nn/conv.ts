@@ -15,7 +15,8 @@ export class Conv2d extends Module {
   readonly kernelSize: number;
   readonly stride: number;
   readonly padding: number;
-  readonly groups: number;
+  /** Set by pruning when a depthwise conv loses channels. */
+  groups: number;
 
   constructor(inChannels: number, outChannels: number, kernelSize: number, options: Conv2dOptions = {}) {
     super();

@@ -7,3 +7,4 @@ export * from "./creation.js";
 export * from "./functional.js";
 export * from "./autograd.js";
 export * from "./runtime.js";
+export { observeOps, type ObservedOp, type ObservedTensor } from "./observe.js";

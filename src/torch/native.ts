@@ -143,10 +143,12 @@ function load(): Native {
   return createRequire(import.meta.url)(file) as Native;
 }
 
-export const native: Native = load();
+// A plain copy of the exports, so that observeOps() can wrap its functions for one traced call.
+export const native: Native = { ...load() };
 
 // Debian's libtorch starts with one intra-op thread: use the cores this process may run on
 // (a cgroup or affinity mask may allow fewer than the machine has), or DIFFPRUNE_NUM_THREADS.
 native.setNumThreads(Math.max(1, Number(process.env.DIFFPRUNE_NUM_THREADS) || availableParallelism()));
-export const unaryOp = (name: string): UnaryOp => native[name] as UnaryOp;
-export const binaryOp = (name: string): BinaryOp => native[name] as BinaryOp;
+// Looked up on each call (not bound once) so that observeOps() sees these ops too.
+export const unaryOp = (name: string): UnaryOp => (t) => (native[name] as UnaryOp)(t);
+export const binaryOp = (name: string): BinaryOp => (a, b, mask) => (native[name] as BinaryOp)(a, b, mask);

@@ -1,0 +1,61 @@
+// Gradients for the Taylor criteria. Diff-Pruning accumulates the denoising loss's gradients over
+// the informative timesteps only: t = 0, 1, 2, ... on one fixed batch and one fixed noise, stopping
+// after the first t whose loss falls below thr times the largest loss so far. Plain Taylor
+// pruning accumulates over every timestep (the reference's loop with no early stop).
+import * as torch from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+import type { UNet2DModel } from "../models/index.js";
+import { denoisingLoss, type BaseScheduler } from "../diffusion/index.js";
+
+export interface GradientOptions {
+  /** The calibration batch, [B, C, H, W] in [-1, 1]. */
+  images: Tensor;
+  /** Fixed noise of the same shape. */
+  noise: Tensor;
+  /** The training schedule (add_noise and its number of timesteps). */
+  scheduler: BaseScheduler;
+  /** Stop after the first t whose loss < thr * max loss so far; null runs every timestep. */
+  thr: number | null;
+  onStep?: (t: number, loss: number, total: number) => void;
+}
+
+export interface GradientReport {
+  /** The loss at t = 0, 1, ... up to T'. */
+  losses: number[];
+  /** The last timestep whose gradient was accumulated. */
+  tPrime: number;
+  /** The schedule's training timesteps (the loop's bound). */
+  timesteps: number;
+  thr: number | null;
+}
+
+/** Accumulates d(loss_t)/d(weights) into every parameter's .grad (zeroed first); the model is put in eval mode. */
+export function accumulateGradients(model: UNet2DModel, options: GradientOptions): GradientReport {
+  const { images, noise, scheduler, thr, onStep } = options;
+  if (images.ndim !== 4 || images.shape.join() !== noise.shape.join())
+    throw new Error(`calibration images [${images.shape.join(", ")}] and noise [${noise.shape.join(", ")}] must both be [B, C, H, W] of one shape`);
+  const c = model.config;
+  if (images.shape[1] !== c.in_channels || images.shape[2] !== c.sample_size || images.shape[3] !== c.sample_size)
+    throw new Error(`calibration images are [${images.shape.slice(1).join(", ")}] but the model takes [${c.in_channels}, ${c.sample_size}, ${c.sample_size}]`);
+  if (thr !== null && !(thr >= 0 && thr < 1)) throw new RangeError(`thr must be in [0, 1), got ${thr}`);
+  model.eval();
+  const params = model.parameters();
+  for (const p of params) p.grad = null;
+  const total = scheduler.numTrainTimesteps;
+  const losses: number[] = [];
+  let max = 0;
+  let t = 0;
+  for (; t < total; t++) {
+    const loss = torch.tidy(() => {
+      const l = denoisingLoss(model, scheduler, images, noise, torch.full([images.shape[0]!], t, { dtype: "int64" }));
+      l.backward();
+      return l.item();
+    });
+    losses.push(loss);
+    onStep?.(t, loss, total);
+    if (thr === null) continue;
+    if (loss > max) max = loss;
+    if (loss < max * thr) break;
+  }
+  return { losses, tPrime: Math.min(t, total - 1), timesteps: total, thr };
+}

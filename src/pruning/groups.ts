@@ -1,0 +1,84 @@
+// Pruning groups: for each conv/linear layer whose output channels are not yet covered, every
+// tensor index that must go when one of its output channels goes (Torch-Pruning's
+// get_all_groups). A group is indexed by its root layer's output channels.
+import type { DependencyGraph, Layer, Slot } from "./graph.js";
+
+/** The indices of one tensor dimension in a group, each with the root channel it belongs to. */
+export interface GroupMember {
+  slot: Slot;
+  positions: number[];
+  roots: number[];
+}
+
+export interface PruningGroup {
+  root: Layer;
+  /** The root's output channels: the group's index space. */
+  channels: number;
+  /** The element set of each root channel. */
+  sets: number[];
+  members: GroupMember[];
+  /** Layers whose output channels are in the group (the root first). */
+  layers: Layer[];
+  /** Equal-size channel blocks that must lose the same number of channels (GroupNorm groups, heads). */
+  channelGroups: number;
+  /** Heads, when the group's channels were split into attention heads. */
+  heads: number;
+  /** Why the group cannot be pruned, or null. */
+  blocked: string | null;
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
+
+/** Whether `layer` is one of the `ignored` module paths or inside one. */
+export const isIgnored = (layer: string, ignored: readonly string[]): boolean =>
+  ignored.some((name) => name === "" || layer === name || layer.startsWith(`${name}.`));
+
+export function pruningGroups(graph: DependencyGraph, ignored: readonly string[] = []): PruningGroup[] {
+  const { sets } = graph;
+  // Every slot index, filed under its element set.
+  const bySet = new Map<number, { slot: Slot; position: number }[]>();
+  for (const slot of graph.slots) {
+    slot.ids.forEach((id, position) => {
+      const s = sets.find(id);
+      let list = bySet.get(s);
+      if (!list) bySet.set(s, (list = []));
+      list.push({ slot, position });
+    });
+  }
+  const layerByOutSlot = new Map(graph.layers.map((l) => [l.out, l]));
+  const visited = new Set<Layer>();
+  const groups: PruningGroup[] = [];
+  for (const root of graph.layers) {
+    if (visited.has(root)) continue;
+    const rootSets = root.out.ids.map((id) => sets.find(id));
+    const members = new Map<Slot, GroupMember>();
+    rootSets.forEach((s, rootIndex) => {
+      for (const { slot, position } of bySet.get(s) ?? []) {
+        let m = members.get(slot);
+        if (!m) members.set(slot, (m = { slot, positions: [], roots: [] }));
+        m.positions.push(position);
+        m.roots.push(rootIndex);
+      }
+    });
+    const layers = [...members.keys()].map((slot) => layerByOutSlot.get(slot)).filter((l): l is Layer => l !== undefined);
+    for (const l of layers) visited.add(l);
+    const memberSets = new Set(rootSets);
+
+    let channelGroups = 1;
+    for (const norm of graph.norms) if (norm.ids.some((id) => memberSets.has(sets.find(id)))) channelGroups = lcm(channelGroups, norm.groups);
+    let heads = 1;
+    for (const m of members.values()) for (const p of m.positions) heads = Math.max(heads, graph.headSplits.get(m.slot.ids[p]!) ?? 1);
+    channelGroups = lcm(channelGroups, heads);
+
+    const channels = rootSets.length;
+    let blocked: string | null = null;
+    const ignoredLayer = layers.find((l) => isIgnored(l.name, ignored));
+    if (ignoredLayer) blocked = `${ignoredLayer.name} is ignored`;
+    else if (rootSets.some((s) => sets.isFrozen(s))) blocked = "its channels reach the model's output or an op that fixes them";
+    else if (memberSets.size !== channels) blocked = "its channels are tied to each other";
+    else if (channels % channelGroups !== 0) blocked = `${channels} channels do not split into ${channelGroups} equal channel groups`;
+    groups.push({ root, channels, sets: rootSets, members: [...members.values()], layers, channelGroups, heads, blocked });
+  }
+  return groups;
+}

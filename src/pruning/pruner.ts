@@ -1,0 +1,227 @@
+// The pruner: which channels of each group go (Torch-Pruning 1.3's MetaPruner, local or global
+// ranking), and the surgery that removes them from every weight, bias, norm parameter, buffer and
+// gradient in the group.
+import * as torch from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+import { Conv2d, type Module } from "../nn/index.js";
+import { DependencyGraph } from "./graph.js";
+import { pruningGroups, type PruningGroup } from "./groups.js";
+import { checkCriterion, Importance, type Criterion } from "./importance.js";
+
+export interface PruneOptions {
+  criterion: Criterion;
+  /** Fraction of each group's channels removed, in [0, 1). */
+  ratio: number;
+  /** One example forward of the model (batch 1 is enough); traced to build the graph. */
+  forward: () => Tensor | Tensor[];
+  /** Rank all groups together (one threshold) instead of each group on its own. */
+  global?: boolean;
+  /** Keep channel counts at multiples of this. */
+  roundTo?: number | null;
+  /** No group loses more than this fraction of its original channels (default 1). */
+  maxRatio?: number;
+  /** Module paths whose layers keep their output channels (the model's output layers always do). */
+  ignoredLayers?: string[];
+  /** Prune in this many steps of growing ratio (default 1). */
+  iterativeSteps?: number;
+  /** Runs before each step's scoring: gradient criteria accumulate their gradients here. */
+  prepare?: (step: number) => void;
+}
+
+export interface LayerChannels {
+  name: string;
+  kind: "conv" | "linear";
+  out: [before: number, after: number];
+  in: [before: number, after: number] | null;
+}
+
+export interface PruneResult {
+  /** Output and input channels of every conv/linear layer, before and after. */
+  layers: LayerChannels[];
+  /** Groups left whole, with the reason (ignored, tied to the output, ...). */
+  kept: { root: string; channels: number; reason: string }[];
+  groups: number;
+}
+
+const argsortAscending = (xs: ArrayLike<number>, from: number, to: number): number[] =>
+  Array.from({ length: to - from }, (_, i) => from + i).sort((a, b) => xs[a]! - xs[b]! || a - b);
+
+function checkOptions(model: Module, o: PruneOptions): void {
+  checkCriterion(o.criterion);
+  if (!(o.ratio >= 0 && o.ratio < 1)) throw new RangeError(`pruning ratio must be in [0, 1), got ${o.ratio}`);
+  const maxRatio = o.maxRatio ?? 1;
+  if (!(maxRatio > 0 && maxRatio <= 1)) throw new RangeError(`max ratio must be in (0, 1], got ${maxRatio}`);
+  if (o.roundTo != null && !(Number.isInteger(o.roundTo) && o.roundTo >= 1)) throw new RangeError(`round-to must be a positive integer, got ${o.roundTo}`);
+  const steps = o.iterativeSteps ?? 1;
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`iterative steps must be a positive integer, got ${steps}`);
+  const names = new Set(Array.from(model.namedModules(), ([n]) => n));
+  for (const name of o.ignoredLayers ?? []) {
+    if (!names.has(name)) throw new Error(`cannot ignore "${name}": the model has no such layer (names are module paths such as conv_out or down_blocks.0.resnets.0.conv1)`);
+  }
+}
+
+/** Channels removed per block: n in all, split evenly over `blocks` equal blocks. */
+function lowestPerBlock(imp: Float64Array, blocks: number, perBlock: number): number[] {
+  const size = imp.length / blocks;
+  const out: number[] = [];
+  for (let b = 0; b < blocks; b++) out.push(...argsortAscending(imp, b * size, (b + 1) * size).slice(0, perBlock));
+  return out;
+}
+
+/** Channels kept rounded up to a multiple of roundTo: the new number removed. */
+const roundRemoved = (n: number, channels: number, roundTo: number | null | undefined): number =>
+  roundTo ? channels - Math.min(channels, Math.ceil((channels - n) / roundTo) * roundTo) : n;
+
+interface Plan {
+  group: PruningGroup;
+  remove: number[];
+}
+
+function planLocal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initial: Map<string, number>, ratio: number, o: PruneOptions): Plan[] {
+  const plans: Plan[] = [];
+  for (const group of groups) {
+    const imp = scores.get(group)!;
+    const c = group.channels;
+    const g = group.channelGroups;
+    let n = roundRemoved(c - Math.floor(initial.get(group.root.name)! * (1 - ratio)), c, o.roundTo);
+    if (n <= 0) continue;
+    const perBlock = Math.min(Math.floor(n / g), c / g - 1);
+    if (perBlock <= 0) continue;
+    n = perBlock * g;
+    plans.push({ group, remove: g > 1 ? lowestPerBlock(imp, g, perBlock) : argsortAscending(imp, 0, c).slice(0, n) });
+  }
+  return plans;
+}
+
+function planGlobal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initial: Map<string, number>, ratio: number, o: PruneOptions): Plan[] {
+  // Channel-grouped importance is averaged over the blocks, so one threshold applies to all.
+  const blockImp = new Map<PruningGroup, Float64Array>();
+  let initialTotal = 0;
+  for (const group of groups) {
+    const imp = scores.get(group)!;
+    const g = group.channelGroups;
+    const size = group.channels / g;
+    const avg = new Float64Array(size);
+    for (let i = 0; i < imp.length; i++) avg[i % size]! += imp[i]! / g;
+    blockImp.set(group, avg);
+    initialTotal += Math.floor(initial.get(group.root.name)! / g);
+  }
+  const all = Float64Array.from([...blockImp.values()].flatMap((a) => Array.from(a))).sort();
+  const n = all.length - Math.floor(initialTotal * (1 - ratio));
+  if (n <= 0) return [];
+  const threshold = all[n - 1]!;
+  const maxRatio = o.maxRatio ?? 1;
+  const plans: Plan[] = [];
+  for (const group of groups) {
+    const g = group.channelGroups;
+    const size = group.channels / g;
+    const initialBlock = initial.get(group.root.name)! / g;
+    const floor = Math.max(1, Math.ceil(initialBlock * (1 - maxRatio)));
+    let perBlock = blockImp.get(group)!.filter((v) => v <= threshold).length;
+    perBlock = Math.floor(roundRemoved(perBlock * g, group.channels, o.roundTo) / g);
+    perBlock = Math.min(perBlock, size - floor);
+    if (perBlock <= 0) continue;
+    const imp = scores.get(group)!;
+    plans.push({ group, remove: g > 1 ? lowestPerBlock(imp, g, perBlock) : argsortAscending(imp, 0, group.channels).slice(0, perBlock) });
+  }
+  return plans;
+}
+
+/**
+ * Removes root channels `remove` of each group from every tensor of the group (weights, biases,
+ * norm parameters, buffers and their gradients), as Torch-Pruning's group.prune().
+ */
+export function removeChannels(graph: DependencyGraph, plans: { group: PruningGroup; remove: number[] }[]): void {
+  const { sets } = graph;
+  const removed = new Set<number>();
+  for (const { group, remove } of plans) for (const i of remove) removed.add(group.sets[i]!);
+  if (removed.size === 0) return;
+  for (const norm of graph.norms) {
+    const kept = norm.ids.filter((id) => !removed.has(sets.find(id))).length;
+    if (kept % norm.groups !== 0 || kept === 0)
+      throw new Error(`pruning would leave ${norm.name} with ${kept} channels, which its ${norm.groups} groups cannot split; try another --round-to or ratio`);
+  }
+  const keepByTensor = new Map<string, Map<number, number[]>>();
+  for (const slot of graph.slots) {
+    const keep = slot.ids.flatMap((id, i) => (removed.has(sets.find(id)) ? [] : [i]));
+    if (keep.length === slot.ids.length) continue;
+    let dims = keepByTensor.get(slot.tensor);
+    if (!dims) keepByTensor.set(slot.tensor, (dims = new Map()));
+    dims.set(slot.dim, keep);
+  }
+  const tensors = new Map([...graph.module.namedParameters(), ...graph.module.namedBuffers()]);
+  torch.noGrad(() => {
+    for (const [name, dims] of keepByTensor) {
+      const t = tensors.get(name)!;
+      const narrow = (x: Tensor): Tensor =>
+        torch.tidy(() => {
+          let y = x;
+          for (const [dim, keep] of dims) y = y.indexSelect(dim, torch.tensor(keep, { dtype: "int64" }));
+          return torch.keep(y.contiguous());
+        });
+      const grad = t.grad;
+      const slim = narrow(t);
+      const slimGrad = grad ? narrow(grad) : null;
+      grad?.dispose();
+      graph.module.setTensor(name, slim);
+      if (slimGrad) {
+        slim.grad = slimGrad;
+        slimGrad.dispose();
+      }
+    }
+  });
+  // Derived attributes: a depthwise conv's groups follow its channels.
+  const modules = new Map(graph.module.namedModules());
+  for (const layer of graph.layers) {
+    const m = modules.get(layer.name);
+    if (layer.depthwise && m instanceof Conv2d) m.groups = m.outChannels;
+  }
+}
+
+function channelsOf(graph: DependencyGraph): Map<string, { out: number; in: number | null; kind: "conv" | "linear" }> {
+  const params = new Map(graph.module.namedParameters());
+  return new Map(
+    graph.layers.map((l) => {
+      const w = params.get(l.weight)!;
+      return [l.name, { kind: l.kind, out: w.shape[0]!, in: l.in ? w.shape[1]! : null }];
+    }),
+  );
+}
+
+/**
+ * Prunes `model` in place: traces it, groups coupled channels, scores them with the criterion
+ * and removes the lowest-scored `ratio` of every group (Torch-Pruning 1.3 semantics; DESIGN
+ * section 5). Gradient criteria read the weights' .grad: fill them in `prepare`.
+ */
+export function prune(model: Module, options: PruneOptions): PruneResult {
+  checkOptions(model, options);
+  const { criterion, ratio, forward } = options;
+  const steps = options.iterativeSteps ?? 1;
+  const ignored = options.ignoredLayers ?? [];
+  let graph = DependencyGraph.build(model, forward);
+  const before = channelsOf(graph);
+  const initial = new Map([...before].map(([name, c]) => [name, c.out]));
+  let kept: PruneResult["kept"] = [];
+  let groupCount = 0;
+  for (let step = 1; step <= steps; step++) {
+    if (step > 1) graph = DependencyGraph.build(model, forward);
+    const target = Math.min((ratio * step) / steps, options.maxRatio ?? 1);
+    const groups = pruningGroups(graph, ignored);
+    kept = groups.filter((g) => g.blocked !== null).map((g) => ({ root: g.root.name, channels: g.channels, reason: g.blocked! }));
+    const open = groups.filter((g) => g.blocked === null && g.channels > 1);
+    groupCount = open.length;
+    if (target <= 0 || open.length === 0) continue;
+    options.prepare?.(step);
+    const importance = new Importance(criterion, graph);
+    const scores = new Map(open.map((g) => [g, importance.of(g)]));
+    const plans = (options.global ? planGlobal : planLocal)(open, scores, initial, target, options);
+    removeChannels(graph, plans);
+  }
+  const after = channelsOf(DependencyGraph.build(model, forward));
+  const layers = [...before].map(([name, b]) => {
+    const a = after.get(name)!;
+    return { name, kind: b.kind, out: [b.out, a.out] as [number, number], in: b.in === null ? null : ([b.in, a.in!] as [number, number]) };
+  });
+  return { layers, kept, groups: groupCount };
+}
+
