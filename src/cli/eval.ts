@@ -51,7 +51,7 @@ const num = (n: number | null | undefined, digits: number) => (n === null || n =
 export function formatReport(r: EvalReport): string {
   const rows: string[][] = [["", "model", "reference", ""]];
   rows.push(["params", int(r.params.model), r.params.reference === null ? "-" : int(r.params.reference), r.params.reference ? `ratio ${(r.params.reference / r.params.model).toFixed(2)}x` : ""]);
-  rows.push(["MACs", "n/a", "n/a", "(needs the pruning layer's counter)"]);
+  rows.push(["MACs per image", int(r.macs.model), r.macs.reference === null ? "-" : int(r.macs.reference), r.macs.reference ? `ratio ${(r.macs.reference / r.macs.model).toFixed(2)}x` : ""]);
   if (r.fid) rows.push([`FID (${r.fid.extractor}, ${r.fid.num_samples} vs ${r.fid.num_reference} ${r.fid.dataset})`, num(r.fid.model, 3), num(r.fid.reference, 3), ""]);
   if (r.ssim) {
     rows.push([`SSIM vs reference (${r.ssim.num_samples} samples)`, num(r.ssim.mean, 4), "", ""]);

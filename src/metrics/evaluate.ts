@@ -5,6 +5,7 @@ import type { Tensor } from "../torch/index.js";
 import type { ImageDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
 import { generate, samplingScheduler, type Scheduler, type SkipType } from "../diffusion/index.js";
+import { countOpsAndParams, unetForward } from "../pruning/index.js";
 import { compareSamples } from "./consistency.js";
 import type { FeatureExtractor } from "./extractors/extractor.js";
 import { datasetStats, fid } from "./fid.js";
@@ -39,8 +40,8 @@ export interface LatencyReport {
 
 export interface EvalReport {
   params: { model: number; reference: number | null };
-  // Counting MACs needs the pruning layer's counter (issue 4, Torch-Pruning's rules); null until then.
-  macs: { model: number | null; reference: number | null };
+  /** Per image (batch 1), by Torch-Pruning's rules as the paper counts them. */
+  macs: { model: number; reference: number | null };
   sampler: { scheduler: "ddim"; eta: 0; steps: number; skip: SkipType; num_samples: number } | null;
   fid: { extractor: string; dataset: string; num_samples: number; num_reference: number; model: number; reference: number | null } | null;
   ssim: { mean: number; mse: number; num_samples: number; image_range: "[0, 1]" } | null;
@@ -63,6 +64,8 @@ export function quantize8bit(x: Tensor): Tensor {
   return torch.tidy(() => x.add(1).mul(127.5).add(0.5).floor().clamp(0, 255).div(127.5).sub(1));
 }
 
+const macsOf = (m: UNet2DModel): number => countOpsAndParams(m, unetForward(m)).macs;
+
 const report = (l: Latency): LatencyReport => ({ batch_size: l.batchSize, median_ms: l.medianMs, runs_ms: l.runsMs });
 
 function sameImages(a: UNet2DModel, b: UNet2DModel): void {
@@ -78,7 +81,7 @@ export function evaluate(options: EvaluateOptions): EvalReport {
   if (reference) sameImages(model, reference);
   const out: EvalReport = {
     params: { model: model.numParameters(), reference: reference?.numParameters() ?? null },
-    macs: { model: null, reference: null },
+    macs: { model: macsOf(model), reference: reference ? macsOf(reference) : null },
     sampler: null,
     fid: null,
     ssim: null,

@@ -8,6 +8,7 @@ import { toNormalizedTensor } from "../../src/data/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { loadScheduler } from "../../src/diffusion/index.js";
 import { evaluate, quantize8bit } from "../../src/metrics/index.js";
+import { countOpsAndParams, unetForward } from "../../src/pruning/index.js";
 import { fixture } from "../helpers/fixtures.js";
 import { randomImages, RowMeans, useScratchCache } from "../helpers/metrics.js";
 
@@ -38,7 +39,9 @@ describe("evaluate", () => {
       onProgress: (stage) => stages.add(stage),
     });
     assert.equal(r.params.model, model.numParameters());
-    assert.deepEqual(r.macs, { model: null, reference: null });
+    const macs = countOpsAndParams(model, unetForward(model)).macs;
+    assert.ok(macs > 0);
+    assert.deepEqual(r.macs, { model: macs, reference: macs });
     assert.deepEqual(r.sampler, { scheduler: "ddim", eta: 0, steps: 2, skip: "uniform", num_samples: 4 });
     assert.equal(r.fid!.reference, r.fid!.model);
     assert.deepEqual([r.fid!.extractor, r.fid!.num_samples, r.fid!.num_reference], ["row-means", 4, 40]);
