@@ -1,6 +1,10 @@
 // Timing helpers shared by the benchmarks. The machines are noisy, so figures are medians over
 // several repeats, taken after warm-up calls (allocator, oneDNN primitive cache, JIT).
 import { performance } from "node:perf_hooks";
+import * as torch from "../src/torch/index.js";
+import { AdamW } from "../src/nn/index.js";
+import type { UNet2DModel } from "../src/models/index.js";
+import { DDPMScheduler, denoisingLoss } from "../src/diffusion/index.js";
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) throw new RangeError("median(): no values");
@@ -33,3 +37,32 @@ export const progress = (msg: string): void => void process.stderr.write(`[bench
 
 /** Rounds for JSON output. */
 export const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
+
+/**
+ * One training step as the project's Trainer takes it (train mode, fresh noise and timesteps,
+ * forward + backward + gradient clipping + AdamW, grads set to none), on random images: the cost
+ * does not depend on the data.
+ */
+export function trainingStep(model: UNet2DModel, batch: number, gradClip: number): { step: () => void; dispose: () => void } {
+  const c = model.config;
+  model.train();
+  const params = model.parameters();
+  const optimizer = new AdamW(params, { lr: 1e-4 });
+  const scheduler = new DDPMScheduler();
+  const x0 = torch.keep(torch.tidy(() => torch.randn([batch, c.in_channels, c.sample_size, c.sample_size]).clamp(-1, 1)));
+  const step = (): void =>
+    torch.tidy(() => {
+      const noise = torch.randnLike(x0);
+      const t = torch.randint(0, scheduler.numTrainTimesteps, [batch]);
+      denoisingLoss(model, scheduler, x0, noise, t).backward();
+      torch.clipGradNorm(params, gradClip);
+      optimizer.step();
+      optimizer.zeroGrad();
+    });
+  const dispose = (): void => {
+    x0.dispose();
+    optimizer.dispose();
+    scheduler.dispose();
+  };
+  return { step, dispose };
+}

@@ -6,10 +6,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../src/torch/index.js";
-import { Attention, AdamW, Conv2d, GroupNorm, Linear } from "../src/nn/index.js";
+import { Attention, Conv2d, GroupNorm, Linear } from "../src/nn/index.js";
 import { UNet2DModel } from "../src/models/index.js";
-import { DDPMScheduler, denoisingLoss } from "../src/diffusion/index.js";
-import { median, progress, round, timeRepeat } from "./common.js";
+import { median, progress, round, timeRepeat, trainingStep } from "./common.js";
 import { packageRoot } from "../src/io/index.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -125,24 +124,9 @@ function benchModel(label: string, model: UNet2DModel, plan: Plan): ModelFigures
   // Training, as the project's Trainer steps: fresh noise and timesteps each step, grads set to
   // none after the update. Random images stand in for data: the cost does not depend on them.
   progress(`  ${label}: training step, batch ${BATCH}`);
-  model.train();
-  const params = model.parameters();
-  const optimizer = new AdamW(params, { lr: 1e-4 });
-  const scheduler = new DDPMScheduler();
-  const x0 = torch.keep(torch.tidy(() => torch.randn(shape(BATCH)).clamp(-1, 1)));
-  const trainStep = (): void =>
-    torch.tidy(() => {
-      const noise = torch.randnLike(x0);
-      const t = torch.randint(0, scheduler.numTrainTimesteps, [BATCH]);
-      denoisingLoss(model, scheduler, x0, noise, t).backward();
-      torch.clipGradNorm(params, GRAD_CLIP);
-      optimizer.step();
-      optimizer.zeroGrad();
-    });
-  const stepSeconds = medianSeconds(trainStep, plan.train);
-  x0.dispose();
-  optimizer.dispose();
-  scheduler.dispose();
+  const training = trainingStep(model, BATCH, GRAD_CLIP);
+  const stepSeconds = medianSeconds(training.step, plan.train);
+  training.dispose();
 
   return {
     params: model.numParameters(),
