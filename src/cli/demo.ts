@@ -1,46 +1,87 @@
-// `diffprune demo`, README's first command. Until the pruning workflow exists it shows what is
-// built: the engine's smoke job (a conv net trained on epsilon-prediction) and samples from the
-// shipped Fashion-MNIST model.
-import { existsSync } from "node:fs";
+// `diffprune demo`, README's first command: Diff-Pruning end to end on the shipped Fashion-MNIST
+// model, against the paper's baselines, into a resumable run folder with report.html.
 import { join } from "node:path";
 import type { Command } from "commander";
 import { packageRoot } from "../io/index.js";
-import { nonNegativeInt, positiveInt } from "./args.js";
-import { sampleAction } from "./sample.js";
-import { engineSmoke } from "./smoke.js";
+import { CRITERIA } from "../pruning/index.js";
+import { fraction, nonNegativeInt, positiveInt, positiveNumber } from "./args.js";
+import { formatTable, runDemo, type DemoOptions } from "./demo-run.js";
 
 /** The shipped model. */
 export const EMBEDDED_MODEL = join(packageRoot(), "models", "fashion-mnist");
 
+/** The shipped model trained 2,600 steps; the paper fine-tunes for 10-20% of the original training. */
+const BUDGETS = {
+  default: { finetuneSteps: 260, batchSize: 32, numSamples: 256, samplingSteps: 50, calibBatch: 8 },
+  full: { finetuneSteps: 520, batchSize: 64, numSamples: 1000, samplingSteps: 100, calibBatch: 32 },
+} as const;
+
 interface DemoArgs {
-  steps: number;
-  seed: number;
+  model: string;
+  data: string;
   out: string;
+  methods: string;
+  ratio: number;
+  thr: number;
+  full?: boolean;
+  finetuneSteps?: number;
+  batchSize?: number;
+  lr: number;
+  numSamples?: number;
+  samplingSteps?: number;
+  calibBatch?: number;
+  seed: number;
 }
 
-function demo(args: DemoArgs): void {
-  console.log(`diffprune demo: the pruning workflow is not built yet; this runs the engine smoke job and samples the shipped model`);
-  const start = Date.now();
-  const losses = engineSmoke({
-    steps: args.steps,
-    seed: args.seed,
-    onLog: (step, loss) => console.log(`smoke step ${String(step).padStart(4)}/${args.steps}  loss ${loss.toFixed(4)}  ${(step / ((Date.now() - start) / 1000)).toFixed(1)} it/s`),
-  });
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  console.log(`smoke loss ${mean(losses.slice(0, 25)).toFixed(4)} (first 25 steps) -> ${mean(losses.slice(-25)).toFixed(4)} (last 25)`);
-  if (!existsSync(EMBEDDED_MODEL)) {
-    console.log(`no shipped model at ${EMBEDDED_MODEL}; skipping the samples`);
-    return;
+const METHODS = ["diff-pruning", "taylor", "magnitude", "random", "scratch"];
+
+export function demoOptions(args: DemoArgs): DemoOptions {
+  const budget = BUDGETS[args.full ? "full" : "default"];
+  const methods = args.methods.split(",").map((m) => m.trim()).filter(Boolean);
+  for (const m of methods) {
+    if (m !== "scratch" && !(CRITERIA as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" in --methods: use ${[...CRITERIA, "scratch"].join(", ")}`);
   }
-  sampleAction({ model: EMBEDDED_MODEL, out: args.out, scheduler: "ddim", steps: 50, eta: 0, skip: "uniform", num: 16, batchSize: 16, seed: args.seed });
+  if (methods.length === 0) throw new Error("--methods is empty: name at least one of " + METHODS.join(", "));
+  return {
+    model: args.model,
+    data: args.data,
+    out: args.out,
+    methods,
+    ratio: args.ratio,
+    thr: args.thr,
+    calibBatch: args.calibBatch ?? budget.calibBatch,
+    finetuneSteps: args.finetuneSteps ?? budget.finetuneSteps,
+    batchSize: args.batchSize ?? budget.batchSize,
+    lr: args.lr,
+    numSamples: args.numSamples ?? budget.numSamples,
+    samplingSteps: args.samplingSteps ?? budget.samplingSteps,
+    latencyRepeats: args.full ? 9 : 5,
+    seed: args.seed,
+  };
 }
 
 export function registerDemo(program: Command): void {
   program
     .command("demo")
-    .description("run the end-to-end job (for now: the engine smoke job and samples of the shipped model)")
-    .option("--steps <n>", "smoke training steps", positiveInt, 300)
-    .option("--seed <n>", "random seed", nonNegativeInt, 0)
-    .option("--out <dir>", "where the samples go", join("runs", "demo"))
-    .action((args: DemoArgs) => demo(args));
+    .description("Diff-Pruning end to end on the shipped model: prune with every criterion, fine-tune, sample, evaluate, report.html")
+    .option("--model <dir>", "the pretrained model folder", EMBEDDED_MODEL)
+    .option("--data <spec>", "its training data (fine-tuning, calibration, FID statistics)", "fashion-mnist")
+    .option("--out <dir>", "the run folder (an interrupted run continues there)", join("runs", "demo"))
+    .option("--methods <list>", "comma-separated criteria; scratch = the pruned size re-initialised", METHODS.join(","))
+    .option("--ratio <r>", "pruning ratio per group", fraction(), 0.3)
+    .option("--thr <x>", "Diff-Pruning's loss threshold", fraction(), 0.05)
+    .option("--full", "the longer budget: 20% of the original training, 1000 samples, DDIM 100 steps")
+    .option("--finetune-steps <n>", `fine-tuning steps (default ${BUDGETS.default.finetuneSteps}, 10% of the shipped model's training; --full ${BUDGETS.full.finetuneSteps})`, positiveInt)
+    .option("--batch-size <n>", "fine-tuning batch", positiveInt)
+    .option("--lr <x>", "fine-tuning learning rate (cosine decay after warm-up)", positiveNumber, 2e-4)
+    .option("--num-samples <n>", "samples per model for FID and SSIM", positiveInt)
+    .option("--sampling-steps <n>", "DDIM steps", positiveInt)
+    .option("--calib-batch <n>", "calibration images for the gradient criteria", positiveInt)
+    .option("--seed <n>", "seed of the noise, the calibration draw and the fine-tuning", nonNegativeInt, 0)
+    .action((args: DemoArgs) => {
+      const start = Date.now();
+      const metrics = runDemo(demoOptions(args));
+      console.log(`\n${formatTable(metrics.rows)}`);
+      console.log(`\n${args.out}/report.html, metrics.json (${((Date.now() - start) / 60000).toFixed(1)} min)`);
+    });
 }

@@ -68,9 +68,16 @@ function lowestPerBlock(imp: Float64Array, blocks: number, perBlock: number): nu
   return out;
 }
 
-/** Channels kept rounded up to a multiple of roundTo: the new number removed. */
-const roundRemoved = (n: number, channels: number, roundTo: number | null | undefined): number =>
-  roundTo ? channels - Math.min(channels, Math.ceil((channels - n) / roundTo) * roundTo) : n;
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * The number removed once the number kept is rounded up to a multiple of roundTo and of the
+ * channel-group count (so that every block loses the same number).
+ */
+function roundRemoved(n: number, channels: number, roundTo: number | null | undefined, blocks: number): number {
+  const step = roundTo ? (roundTo / gcd(roundTo, blocks)) * blocks : blocks;
+  return channels - Math.min(channels, Math.ceil((channels - n) / step) * step);
+}
 
 interface Plan {
   group: PruningGroup;
@@ -83,12 +90,11 @@ function planLocal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Arra
     const imp = scores.get(group)!;
     const c = group.channels;
     const g = group.channelGroups;
-    let n = roundRemoved(c - Math.floor(initial.get(group.root.name)! * (1 - ratio)), c, o.roundTo);
-    if (n <= 0) continue;
+    const target = c - Math.floor(initial.get(group.root.name)! * (1 - ratio));
+    const n = o.roundTo ? roundRemoved(target, c, o.roundTo, g) : target;
     const perBlock = Math.min(Math.floor(n / g), c / g - 1);
     if (perBlock <= 0) continue;
-    n = perBlock * g;
-    plans.push({ group, remove: g > 1 ? lowestPerBlock(imp, g, perBlock) : argsortAscending(imp, 0, c).slice(0, n) });
+    plans.push({ group, remove: lowestPerBlock(imp, g, perBlock) });
   }
   return plans;
 }
@@ -118,11 +124,11 @@ function planGlobal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Arr
     const initialBlock = initial.get(group.root.name)! / g;
     const floor = Math.max(1, Math.ceil(initialBlock * (1 - maxRatio)));
     let perBlock = blockImp.get(group)!.filter((v) => v <= threshold).length;
-    perBlock = Math.floor(roundRemoved(perBlock * g, group.channels, o.roundTo) / g);
+    if (o.roundTo) perBlock = Math.floor(roundRemoved(perBlock * g, group.channels, o.roundTo, g) / g);
     perBlock = Math.min(perBlock, size - floor);
     if (perBlock <= 0) continue;
     const imp = scores.get(group)!;
-    plans.push({ group, remove: g > 1 ? lowestPerBlock(imp, g, perBlock) : argsortAscending(imp, 0, group.channels).slice(0, perBlock) });
+    plans.push({ group, remove: lowestPerBlock(imp, g, perBlock) });
   }
   return plans;
 }

@@ -198,6 +198,14 @@ describe("pruning a UNet2DModel", () => {
     assert.deepEqual(run(model).shape, [2, 1, 16, 16]);
   });
 
+  test("round_to 5 with GroupNorm blocks: kept widths are multiples of 5 and the norms stay valid", () => {
+    const model = tiny();
+    const result = prune(model, { criterion: "magnitude", ratio: 0.3, forward: unetForward(model), roundTo: 5 });
+    for (const l of result.layers) if (l.out[1] !== l.out[0]) assert.equal(l.out[1] % 5, 0, `${l.name}: ${l.out[1]}`);
+    assertNormsValid(model);
+    assert.deepEqual(run(model).shape, [2, 1, 16, 16]);
+  });
+
   test("global ranking: different fractions per group, the requested fraction overall", () => {
     const model = tiny();
     const result = prune(model, { criterion: "magnitude", ratio: 0.3, forward: unetForward(model), global: true });

@@ -1,0 +1,325 @@
+// The Diff-Pruning workflow end to end, as the paper's comparison runs it: prune the pretrained
+// model with each criterion at one ratio, fine-tune every pruned model for the same budget, sample
+// all models (the pretrained one too) from the same noise, measure them, and write the report.
+// Each stage leaves its result in the run folder and is skipped when that result is there, so an
+// interrupted run continues where it stopped (fine-tuning resumes from its last checkpoint).
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as torch from "../torch/index.js";
+import { encodePng, loadFile, makeGrid, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
+import { openDataset } from "../data/index.js";
+import { resolveModelFolder, UNet2DModel } from "../models/index.js";
+import { DDPMScheduler, generate, loadScheduler, samplingScheduler } from "../diffusion/index.js";
+import { countOpsAndParams, drawCalibration, saveCalibration, unetForward } from "../pruning/index.js";
+import { ClassifierExtractor, compareSamples, datasetStats, fid, measureLatency, quantize8bit } from "../metrics/index.js";
+import { renderReport, type ReportRow } from "../report/index.js";
+import { pruneAction, PRUNING_FILE, type PruningRecord } from "./prune.js";
+import { trainAction } from "./train.js";
+import { Progress } from "./progress.js";
+
+export interface DemoOptions {
+  /** The pretrained model folder. */
+  model: string;
+  /** Training data: fine-tuning, calibration and FID's reference statistics. */
+  data: string;
+  out: string;
+  /** Pruning criteria compared; "scratch" is a model of the pruned size, re-initialised and trained for the same budget. */
+  methods: string[];
+  ratio: number;
+  thr: number;
+  calibBatch: number;
+  finetuneSteps: number;
+  batchSize: number;
+  lr: number;
+  numSamples: number;
+  samplingSteps: number;
+  latencyRepeats: number;
+  seed: number;
+}
+
+export interface DemoRow {
+  name: string;
+  params: number;
+  macs: number;
+  fid: number;
+  fid_extractor: string;
+  ssim: number | null;
+  mse: number | null;
+  finetune_steps: number | null;
+  latency_ms_batch1: number;
+  latency_ms_batch64: number;
+  speedup_batch1: number | null;
+  speedup_batch64: number | null;
+}
+
+export interface DemoMetrics {
+  options: DemoOptions;
+  sampler: { scheduler: "ddim"; eta: 0; steps: number; num_samples: number };
+  rows: DemoRow[];
+  diff_pruning: { thr: number | null; losses: number[]; t_prime: number; timesteps: number } | null;
+}
+
+const PRETRAINED = "pretrained";
+const stage = (n: number, text: string) => console.log(`\n[${n}/6] ${text}`);
+const dirOf = (o: DemoOptions, name: string) => join(o.out, name);
+/** The model folder a row's samples and metrics come from. */
+const modelDir = (o: DemoOptions, name: string) => (name === PRETRAINED ? o.model : join(dirOf(o, name), "finetune", "model"));
+const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, "utf8")) as T;
+
+function checkRunFolder(o: DemoOptions): void {
+  const file = join(o.out, "demo.json");
+  if (existsSync(file)) {
+    const saved = readJson<DemoOptions>(file);
+    const differs = (Object.keys(o) as (keyof DemoOptions)[]).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(o[k]));
+    if (differs.length > 0)
+      throw new Error(`${o.out} holds a demo run with other options (${differs.join(", ")}); continue it with the same options, or give another --out`);
+    console.log(`continuing the run in ${o.out}`);
+  } else {
+    mkdirSync(o.out, { recursive: true });
+    writeJsonAtomic(file, o);
+  }
+}
+
+/** The shared inputs: sampling noise and the calibration batch (images and noise). */
+function prepare(o: DemoOptions, model: UNet2DModel): void {
+  const c = model.config;
+  const noiseFile = join(o.out, "noise.safetensors");
+  if (!existsSync(noiseFile)) {
+    torch.manualSeed(o.seed);
+    torch.tidy(() => saveFile({ noise: torch.randn([o.numSamples, c.in_channels, c.sample_size, c.sample_size]) }, noiseFile));
+  }
+  const calibFile = join(o.out, "calibration.safetensors");
+  if (!existsSync(calibFile) && o.methods.some((m) => m === "diff-pruning" || m === "taylor")) {
+    const calib = drawCalibration(o.data, c, o.calibBatch, o.seed);
+    saveCalibration(calibFile, calib);
+    torch.dispose([calib.images, calib.noise]);
+  }
+}
+
+function prune(o: DemoOptions, method: string): PruningRecord {
+  const out = join(dirOf(o, method), "pruned");
+  const file = join(out, PRUNING_FILE);
+  if (existsSync(file)) return readJson<PruningRecord>(file);
+  const gradients = method === "diff-pruning" || method === "taylor";
+  return pruneAction({
+    model: o.model,
+    seed: o.seed,
+    method: method === "scratch" ? "reinit" : method,
+    ratio: o.ratio,
+    thr: o.thr,
+    ...(gradients ? { calibration: join(o.out, "calibration.safetensors") } : {}),
+    calibBatch: o.calibBatch,
+    maxRatio: 1,
+    iterativeSteps: 1,
+    out,
+  });
+}
+
+function finetune(o: DemoOptions, method: string): void {
+  if (existsSync(join(modelDir(o, method), "config.json"))) return;
+  trainAction({
+    model: join(dirOf(o, method), "pruned"),
+    data: o.data,
+    out: join(dirOf(o, method), "finetune"),
+    steps: o.finetuneSteps,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    warmup: Math.min(100, Math.floor(o.finetuneSteps / 10)),
+    lrSchedule: "cosine",
+    ema: true,
+    flip: false,
+    gradClip: 1,
+    seed: o.seed,
+    checkpointEvery: Math.max(10, Math.floor(o.finetuneSteps / 20)),
+    sampleEvery: 0,
+    resume: true,
+  });
+}
+
+function load(dir: string): { model: UNet2DModel; scheduler: ReturnType<typeof loadScheduler> } {
+  const { schedulerDir } = resolveModelFolder(dir);
+  return { model: UNet2DModel.fromPretrained(dir), scheduler: schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler() };
+}
+
+/** DDIM (eta 0) samples from the shared noise, as 8-bit images: samples.safetensors and grid.png. */
+function sample(o: DemoOptions, name: string): void {
+  const dir = dirOf(o, name);
+  const file = join(dir, "samples.safetensors");
+  if (existsSync(file)) return;
+  const { model, scheduler } = load(modelDir(o, name));
+  const noise = loadFile(join(o.out, "noise.safetensors")).get("noise")!;
+  const progress = new Progress(`sample ${name}`, o.samplingSteps, 0, "step");
+  try {
+    const raw = generate(model, samplingScheduler(scheduler, "ddim"), noise, {
+      numInferenceSteps: o.samplingSteps,
+      eta: 0,
+      batchSize: 64,
+      onStep: (done, total) => {
+        progress.total = total;
+        progress.update(done);
+      },
+    });
+    const samples = quantize8bit(raw);
+    mkdirSync(dir, { recursive: true });
+    writeFileAtomic(join(dir, "grid.png"), torch.tidy(() => encodePng(makeGrid(samples.narrow(0, 0, Math.min(64, samples.shape[0]!)), 8))));
+    saveFile({ samples }, file);
+    torch.dispose([raw, samples]);
+  } finally {
+    noise.dispose();
+    model.dispose();
+  }
+}
+
+function measure(o: DemoOptions, name: string, pretrained: DemoRow | null, finetuneSteps: number | null): DemoRow {
+  const file = join(dirOf(o, name), "metrics.json");
+  if (existsSync(file)) return readJson<DemoRow>(file);
+  const { model } = load(modelDir(o, name));
+  const samples = loadFile(join(dirOf(o, name), "samples.safetensors")).get("samples")!;
+  const extractor = ClassifierExtractor.load();
+  const dataset = openDataset(o.data, { sampleSize: model.config.sample_size, channels: model.config.in_channels });
+  const progress = new Progress(`features ${o.data}`, 1, 0, "img");
+  const stats = datasetStats(dataset, extractor, { spec: o.data, onProgress: (done, total) => ((progress.total = total), progress.update(done)) });
+  let row: DemoRow;
+  try {
+    const f = fid(samples, stats, extractor);
+    let consistency: { ssim: number; mse: number } | null = null;
+    if (pretrained) {
+      const reference = loadFile(join(dirOf(o, PRETRAINED), "samples.safetensors")).get("samples")!;
+      consistency = compareSamples(samples, reference);
+      reference.dispose();
+    }
+    console.log(`  ${name}: timing the UNet (batch 1 and 64)`);
+    const latency = measureLatency(model, { batchSizes: [1, 64], warmup: 2, repeats: o.latencyRepeats });
+    const ms = (b: number) => latency.find((l) => l.batchSize === b)!.medianMs;
+    row = {
+      name,
+      params: model.numParameters(),
+      macs: countOpsAndParams(model, unetForward(model)).macs,
+      fid: f.fid,
+      fid_extractor: extractor.name,
+      ssim: consistency?.ssim ?? null,
+      mse: consistency?.mse ?? null,
+      finetune_steps: finetuneSteps,
+      latency_ms_batch1: ms(1),
+      latency_ms_batch64: ms(64),
+      speedup_batch1: pretrained ? pretrained.latency_ms_batch1 / ms(1) : null,
+      speedup_batch64: pretrained ? pretrained.latency_ms_batch64 / ms(64) : null,
+    };
+  } finally {
+    torch.dispose([samples, stats.mu, stats.sigma]);
+    extractor.model.dispose();
+    model.dispose();
+  }
+  writeJsonAtomic(file, row);
+  return row;
+}
+
+/** Fine-tuning loss by step, from a run's log.jsonl. */
+function lossCurve(o: DemoOptions, name: string): [number, number][] {
+  const file = join(dirOf(o, name), "finetune", "log.jsonl");
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { step?: number; loss?: number })
+    .filter((e) => typeof e.step === "number" && typeof e.loss === "number")
+    .map((e) => [e.step!, e.loss!]);
+}
+
+export function writeReport(o: DemoOptions, metrics: DemoMetrics, records: Map<string, PruningRecord>): void {
+  const rows: ReportRow[] = metrics.rows.map((r) => {
+    const grid = join(dirOf(o, r.name), "grid.png");
+    const row: ReportRow = {
+      name: r.name,
+      params: r.params,
+      macs: r.macs,
+      fid: r.fid,
+      fidExtractor: r.fid_extractor,
+      ssim: r.ssim,
+      finetuneSteps: r.finetune_steps,
+      latencyMs: r.latency_ms_batch1,
+      speedup: r.speedup_batch1,
+      samples: existsSync(grid) ? new Uint8Array(readFileSync(grid)) : null,
+    };
+    const curve = lossCurve(o, r.name);
+    if (curve.length > 0) row.lossCurve = curve;
+    return row;
+  });
+  const first = [...records.values()][0];
+  const layers = first
+    ? first.layers.map((l) => ({ name: l.name, before: l.out[0], after: Object.fromEntries([...records].map(([m, rec]) => [m, rec.layers.find((x) => x.name === l.name)?.out[1] ?? l.out[0]])) }))
+    : null;
+  const html = renderReport({
+    title: "Diff-Pruning: pruned and fine-tuned models against the pretrained one",
+    subtitle: `${o.model} on ${o.data}, ratio ${o.ratio}, ${o.finetuneSteps} fine-tuning steps at batch ${o.batchSize}; ${o.numSamples} samples, DDIM ${o.samplingSteps} steps from the same noise`,
+    rows,
+    diffPruning: metrics.diff_pruning ? { losses: metrics.diff_pruning.losses, thr: metrics.diff_pruning.thr ?? 0, tPrime: metrics.diff_pruning.t_prime } : null,
+    layers,
+    notes: [
+      "FID: Frechet distance of the shipped Fashion-MNIST classifier's features (not Inception), samples vs the training set.",
+      "SSIM: against the pretrained model's samples from the same initial noise (DDIM, eta 0), images in [0, 1].",
+      "Latency: median ms per UNet evaluation at batch 1 on this machine; speed-up = pretrained / pruned.",
+      `MACs per image by Torch-Pruning's counting rules. Command: diffprune demo --out ${o.out}`,
+    ],
+  });
+  writeFileAtomic(join(o.out, "report.html"), html);
+}
+
+/** Runs (or continues) the whole workflow; returns what metrics.json holds. */
+export function runDemo(o: DemoOptions): DemoMetrics {
+  checkRunFolder(o);
+  const pretrained = load(o.model);
+  stage(1, `shared inputs: ${o.numSamples} noise samples, ${o.calibBatch} calibration images from ${o.data}`);
+  prepare(o, pretrained.model);
+  pretrained.model.dispose();
+
+  const records = new Map<string, PruningRecord>();
+  stage(2, `pruning at ratio ${o.ratio}: ${o.methods.join(", ")}`);
+  for (const method of o.methods) {
+    console.log(`  ${method}`);
+    const r = prune(o, method);
+    records.set(method, r);
+    console.log(`  ${method}: params ${r.params.before} -> ${r.params.after}, MACs ${r.macs.before} -> ${r.macs.after}${r.diff_pruning ? `, gradients over t = 0..${r.diff_pruning.t_prime}` : ""}`);
+  }
+
+  stage(3, `fine-tuning each pruned model: ${o.finetuneSteps} steps at batch ${o.batchSize}`);
+  for (const method of o.methods) {
+    console.log(`  ${method}`);
+    finetune(o, method);
+  }
+
+  const names = [PRETRAINED, ...o.methods];
+  stage(4, `sampling ${names.length} models from the same noise (DDIM, ${o.samplingSteps} steps)`);
+  for (const name of names) sample(o, name);
+
+  stage(5, "measuring: FID, SSIM against the pretrained samples, params, MACs, latency");
+  const base = measure(o, PRETRAINED, null, null);
+  const rows = [base, ...o.methods.map((m) => measure(o, m, base, o.finetuneSteps))];
+
+  stage(6, "report");
+  const dp = records.get("diff-pruning")?.diff_pruning ?? null;
+  const metrics: DemoMetrics = { options: o, sampler: { scheduler: "ddim", eta: 0, steps: o.samplingSteps, num_samples: o.numSamples }, rows, diff_pruning: dp };
+  writeJsonAtomic(join(o.out, "metrics.json"), metrics);
+  writeReport(o, metrics, records);
+  return metrics;
+}
+
+/** The results as an aligned text table (the paper's Table 1 columns). */
+export function formatTable(rows: DemoRow[]): string {
+  const cells = [["method", "params", "MACs", "FID", "SSIM", "steps", "ms (b1)", "speed-up"]];
+  for (const r of rows) {
+    cells.push([
+      r.name,
+      `${(r.params / 1e6).toFixed(3)}M`,
+      `${(r.macs / 1e6).toFixed(1)}M`,
+      r.fid.toFixed(2),
+      r.ssim === null ? "-" : r.ssim.toFixed(4),
+      r.finetune_steps === null ? "-" : String(r.finetune_steps),
+      r.latency_ms_batch1.toFixed(2),
+      r.speedup_batch1 === null ? "-" : `${r.speedup_batch1.toFixed(2)}x`,
+    ]);
+  }
+  const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
+  return cells.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
+}
+
