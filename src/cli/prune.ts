@@ -24,6 +24,7 @@ export interface PruneArgs extends ModelSourceArgs {
   maxRatio: number;
   ignore?: string;
   iterativeSteps: number;
+  pruneHeads?: boolean;
   out: string;
   json?: boolean;
 }
@@ -37,6 +38,7 @@ export interface PruningRecord {
   round_to: number | null;
   max_ratio: number;
   iterative_steps: number;
+  prune_heads: boolean;
   ignored: string[];
   seed: number;
   source: string;
@@ -79,6 +81,7 @@ export function pruneAction(args: PruneArgs): PruningRecord {
       maxRatio: args.maxRatio,
       ignoredLayers: ignored,
       iterativeSteps: args.iterativeSteps,
+      pruneHeads: args.pruneHeads ?? false,
       onGradientStep: (t, loss) => progress.update(t + 1, `loss ${loss.toFixed(4)}`),
     });
     mkdirSync(args.out, { recursive: true });
@@ -97,6 +100,7 @@ export function pruneAction(args: PruneArgs): PruningRecord {
     round_to: args.roundTo ?? null,
     max_ratio: args.maxRatio,
     iterative_steps: args.iterativeSteps,
+    prune_heads: args.pruneHeads ?? false,
     ignored,
     seed: args.seed,
     source: args.model ?? args.config!,
@@ -143,6 +147,7 @@ export function registerPrune(program: Command): void {
     .option("--max-ratio <r>", "no group loses more than this fraction", fraction(true), 1)
     .option("--ignore <names>", "comma-separated module paths whose output channels stay (the output conv always stays)")
     .option("--iterative-steps <n>", "prune in n steps of growing ratio", positiveInt, 1)
+    .option("--prune-heads", "multi-head attention loses whole heads instead of channels in every head")
     .requiredOption("--out <dir>", "folder for the pruned model and pruning.json")
     .option("--json", "print pruning.json's summary as JSON")
     .action((args: PruneArgs) => {

@@ -1,4 +1,4 @@
 // Diffusion model architectures (diffusers-compatible) and their checkpoints.
-export { UNet2DModel } from "./unet2d.js";
+export { UNet2DModel, PRUNED_HEADS_KEY } from "./unet2d.js";
 export { resolveUNet2DConfig, ConfigError, UNET2D_DEFAULTS, type UNet2DConfig } from "./config.js";
 export { resolveModelFolder, ModelFolderError, WEIGHTS_NAME, CONFIG_NAME } from "./checkpoint.js";

@@ -3,11 +3,17 @@
 // embedding added inside every resnet.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
-import { Conv2d, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
+import { Attention, Conv2d, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
 import { AttnDownBlock2D, AttnUpBlock2D, DownBlock2D, UNetMidBlock2D, UpBlock2D, type BlockOptions } from "./blocks.js";
 import { resolveUNet2DConfig, type UNet2DConfig } from "./config.js";
 import { TimestepEmbedding, Timesteps } from "./embeddings.js";
 import { readConfig, readWeights, resolveModelFolder, writeModelFolder } from "./checkpoint.js";
+
+/**
+ * config.json key of a head-pruned model: attention module path -> heads left. Weights alone
+ * cannot tell 4 heads of 12 channels from 3 heads of 16, so the loader reads it here.
+ */
+export const PRUNED_HEADS_KEY = "_pruned_attention_heads";
 
 export class UNet2DModel extends Module {
   readonly config: UNet2DConfig;
@@ -66,6 +72,25 @@ export class UNet2DModel extends Module {
 
     this.convNormOut = this.registerModule("conv_norm_out", new GroupNorm(c.norm_num_groups, channels[0]!, { eps: c.norm_eps }));
     this.convOut = this.registerModule("conv_out", new Conv2d(channels[0]!, c.out_channels, 3, { padding: 1 }));
+    this.#setHeads(c[PRUNED_HEADS_KEY]);
+  }
+
+  #setHeads(raw: unknown): void {
+    if (raw === undefined || raw === null) return;
+    const modules = new Map(this.namedModules());
+    for (const [path, heads] of Object.entries(raw as Record<string, unknown>)) {
+      const m = modules.get(path);
+      if (!(m instanceof Attention) || !Number.isSafeInteger(heads) || (heads as number) < 1)
+        throw new Error(`config.json ${PRUNED_HEADS_KEY}: "${path}": ${String(heads)} is not an attention module's head count`);
+      m.heads = heads as number;
+    }
+  }
+
+  /** The config to save: the original one, plus the heads of head-pruned attention layers. */
+  get savedConfig(): UNet2DConfig {
+    const pruned = Array.from(this.namedModules()).filter((e): e is [string, Attention] => e[1] instanceof Attention && e[1].heads !== e[1].builtHeads);
+    const { [PRUNED_HEADS_KEY]: _, ...rest } = this.config as UNet2DConfig & Record<string, unknown>;
+    return (pruned.length > 0 ? { ...rest, [PRUNED_HEADS_KEY]: Object.fromEntries(pruned.map(([n, a]) => [n, a.heads])) } : rest) as UNet2DConfig;
   }
 
   /**
@@ -92,7 +117,7 @@ export class UNet2DModel extends Module {
 
   /** Writes config.json and diffusion_pytorch_model.safetensors (atomically) into `dir`. */
   savePretrained(dir: string): void {
-    writeModelFolder(dir, this.config, this.stateDict());
+    writeModelFolder(dir, this.savedConfig as unknown as Record<string, unknown>, this.stateDict());
   }
 
   /** Every tensor's name and shape, as one string. */

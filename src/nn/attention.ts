@@ -17,7 +17,9 @@ export interface AttentionOptions {
 }
 
 export class Attention extends Module {
-  readonly heads: number;
+  /** Heads as built from the config; whole-head pruning lowers `heads`. */
+  readonly builtHeads: number;
+  heads: number;
   /** 1/sqrt(original head dim): fixed at construction so pruned and unpruned agree. */
   readonly scale: number;
   readonly rescaleOutputFactor: number;
@@ -31,6 +33,7 @@ export class Attention extends Module {
     super();
     const { heads, dimHead, normNumGroups, eps, rescaleOutputFactor = 1 } = options;
     this.heads = heads;
+    this.builtHeads = heads;
     this.scale = 1 / Math.sqrt(dimHead);
     this.rescaleOutputFactor = rescaleOutputFactor;
     const inner = heads * dimHead;

@@ -24,6 +24,11 @@ export interface PruneOptions {
   ignoredLayers?: string[];
   /** Prune in this many steps of growing ratio (default 1). */
   iterativeSteps?: number;
+  /**
+   * Multi-head attention groups lose whole heads (the lowest by mean channel score) instead of
+   * channels in every head; the attention module's `heads` follows.
+   */
+  pruneHeads?: boolean;
   /** Runs before each step's scoring: gradient criteria accumulate their gradients here. */
   prepare?: (step: number) => void;
 }
@@ -82,12 +87,38 @@ function roundRemoved(n: number, channels: number, roundTo: number | null | unde
 interface Plan {
   group: PruningGroup;
   remove: number[];
+  /** Whole heads removed (head pruning). */
+  heads?: number;
 }
 
-function planLocal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initial: Map<string, number>, ratio: number, o: PruneOptions): Plan[] {
+/** Whole heads of an attention group, lowest mean score first, down to floor(initial * (1 - ratio)) (at least one). */
+function planHeads(group: PruningGroup, imp: Float64Array, initialHeads: number, ratio: number): Plan | null {
+  const heads = group.heads;
+  const n = Math.min(heads - Math.floor(initialHeads * (1 - ratio)), heads - 1);
+  if (n <= 0) return null;
+  const size = group.channels / heads;
+  const mean = Float64Array.from({ length: heads }, (_, h) => imp.slice(h * size, (h + 1) * size).reduce((a, b) => a + b, 0) / size);
+  const removed = argsortAscending(mean, 0, heads).slice(0, n);
+  return { group, remove: removed.flatMap((h) => Array.from({ length: size }, (_, i) => h * size + i)), heads: n };
+}
+
+interface Initial {
+  channels: Map<string, number>;
+  heads: Map<string, number>;
+}
+
+const headPruned = (group: PruningGroup, o: PruneOptions): boolean => Boolean(o.pruneHeads) && group.heads > 1;
+
+function planLocal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initialSizes: Initial, ratio: number, o: PruneOptions): Plan[] {
   const plans: Plan[] = [];
+  const initial = initialSizes.channels;
   for (const group of groups) {
     const imp = scores.get(group)!;
+    if (headPruned(group, o)) {
+      const plan = planHeads(group, imp, initialSizes.heads.get(group.root.name) ?? group.heads, ratio);
+      if (plan) plans.push(plan);
+      continue;
+    }
     const c = group.channels;
     const g = group.channelGroups;
     const target = c - Math.floor(initial.get(group.root.name)! * (1 - ratio));
@@ -99,7 +130,11 @@ function planLocal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Arra
   return plans;
 }
 
-function planGlobal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initial: Map<string, number>, ratio: number, o: PruneOptions): Plan[] {
+function planGlobal(all: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initialSizes: Initial, ratio: number, o: PruneOptions): Plan[] {
+  // Head-pruned groups choose their heads on their own; the others share one threshold.
+  const headPlans = planLocal(all.filter((g) => headPruned(g, o)), scores, initialSizes, ratio, o);
+  const groups = all.filter((g) => !headPruned(g, o));
+  const initial = initialSizes.channels;
   // Channel-grouped importance is averaged over the blocks, so one threshold applies to all.
   const blockImp = new Map<PruningGroup, Float64Array>();
   let initialTotal = 0;
@@ -112,12 +147,12 @@ function planGlobal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Arr
     blockImp.set(group, avg);
     initialTotal += Math.floor(initial.get(group.root.name)! / g);
   }
-  const all = Float64Array.from([...blockImp.values()].flatMap((a) => Array.from(a))).sort();
-  const n = all.length - Math.floor(initialTotal * (1 - ratio));
-  if (n <= 0) return [];
-  const threshold = all[n - 1]!;
+  const ranked = Float64Array.from([...blockImp.values()].flatMap((a) => Array.from(a))).sort();
+  const n = ranked.length - Math.floor(initialTotal * (1 - ratio));
+  if (n <= 0) return headPlans;
+  const threshold = ranked[n - 1]!;
   const maxRatio = o.maxRatio ?? 1;
-  const plans: Plan[] = [];
+  const plans: Plan[] = headPlans;
   for (const group of groups) {
     const g = group.channelGroups;
     const size = group.channels / g;
@@ -184,6 +219,16 @@ export function removeChannels(graph: DependencyGraph, plans: { group: PruningGr
   }
 }
 
+/** Attention modules (parents of a head-pruned group's layers with a `heads` count) lose the heads removed. */
+function updateHeads(graph: DependencyGraph, plans: Plan[]): void {
+  const modules = new Map(graph.module.namedModules());
+  for (const plan of plans) {
+    if (!plan.heads) continue;
+    const owners = new Set(plan.group.layers.map((l) => modules.get(l.name.slice(0, Math.max(0, l.name.lastIndexOf("."))))));
+    for (const m of owners) if (m && typeof (m as { heads?: unknown }).heads === "number") (m as unknown as { heads: number }).heads -= plan.heads;
+  }
+}
+
 function channelsOf(graph: DependencyGraph): Map<string, { out: number; in: number | null; kind: "conv" | "linear" }> {
   const params = new Map(graph.module.namedParameters());
   return new Map(
@@ -206,7 +251,10 @@ export function prune(model: Module, options: PruneOptions): PruneResult {
   const ignored = options.ignoredLayers ?? [];
   let graph = DependencyGraph.build(model, forward);
   const before = channelsOf(graph);
-  const initial = new Map([...before].map(([name, c]) => [name, c.out]));
+  const initial: Initial = {
+    channels: new Map([...before].map(([name, c]) => [name, c.out])),
+    heads: new Map(pruningGroups(graph).map((g) => [g.root.name, g.heads])),
+  };
   let kept: PruneResult["kept"] = [];
   let groupCount = 0;
   for (let step = 1; step <= steps; step++) {
@@ -222,6 +270,7 @@ export function prune(model: Module, options: PruneOptions): PruneResult {
     const scores = new Map(open.map((g) => [g, importance.of(g)]));
     const plans = (options.global ? planGlobal : planLocal)(open, scores, initial, target, options);
     removeChannels(graph, plans);
+    updateHeads(graph, plans);
   }
   const after = channelsOf(DependencyGraph.build(model, forward));
   const layers = [...before].map(([name, b]) => {
