@@ -11,7 +11,7 @@ import { openDataset } from "../data/index.js";
 import { resolveModelFolder, UNet2DModel } from "../models/index.js";
 import { DDPMScheduler, generate, loadScheduler, samplingScheduler } from "../diffusion/index.js";
 import { countOpsAndParams, drawCalibration, saveCalibration, unetForward } from "../pruning/index.js";
-import { ClassifierExtractor, compareSamples, datasetStats, fid, measureLatency, quantize8bit } from "../metrics/index.js";
+import { ClassifierExtractor, compareSamples, datasetStats, fid, measureLatency, quantize8bit, type GaussianStats } from "../metrics/index.js";
 import { renderReport, type ReportRow } from "../report/index.js";
 import { pruneAction, PRUNING_FILE, type PruningRecord } from "./prune.js";
 import { trainAction } from "./train.js";
@@ -41,7 +41,8 @@ export interface DemoRow {
   name: string;
   params: number;
   macs: number;
-  fid: number;
+  /** null when the classifier cannot read the model's images (it takes 1x32x32). */
+  fid: number | null;
   fid_extractor: string;
   ssim: number | null;
   mse: number | null;
@@ -176,12 +177,18 @@ function measure(o: DemoOptions, name: string, pretrained: DemoRow | null, finet
   const { model } = load(modelDir(o, name));
   const samples = loadFile(join(dirOf(o, name), "samples.safetensors")).get("samples")!;
   const extractor = ClassifierExtractor.load();
-  const dataset = openDataset(o.data, { sampleSize: model.config.sample_size, channels: model.config.in_channels });
-  const progress = new Progress(`features ${o.data}`, 1, 0, "img");
-  const stats = datasetStats(dataset, extractor, { spec: o.data, onProgress: (done, total) => ((progress.total = total), progress.update(done)) });
+  const c = model.config;
+  const fidApplies = c.in_channels === 1 && c.sample_size === 32;
+  if (!fidApplies && !pretrained) console.log(`  no FID: the shipped classifier reads 1x32x32 images, these are ${c.in_channels}x${c.sample_size}x${c.sample_size}`);
+  let stats: GaussianStats | null = null;
   let row: DemoRow;
   try {
-    const f = fid(samples, stats, extractor);
+    if (fidApplies) {
+      const dataset = openDataset(o.data, { sampleSize: c.sample_size, channels: c.in_channels });
+      const progress = new Progress(`features ${o.data}`, 1, 0, "img");
+      stats = datasetStats(dataset, extractor, { spec: o.data, onProgress: (done, total) => ((progress.total = total), progress.update(done)) });
+    }
+    const f = stats ? fid(samples, stats, extractor).fid : null;
     let consistency: { ssim: number; mse: number } | null = null;
     if (pretrained) {
       const reference = loadFile(join(dirOf(o, PRETRAINED), "samples.safetensors")).get("samples")!;
@@ -195,7 +202,7 @@ function measure(o: DemoOptions, name: string, pretrained: DemoRow | null, finet
       name,
       params: model.numParameters(),
       macs: countOpsAndParams(model, unetForward(model)).macs,
-      fid: f.fid,
+      fid: f,
       fid_extractor: extractor.name,
       ssim: consistency?.ssim ?? null,
       mse: consistency?.mse ?? null,
@@ -206,7 +213,7 @@ function measure(o: DemoOptions, name: string, pretrained: DemoRow | null, finet
       speedup_batch64: pretrained ? pretrained.latency_ms_batch64 / ms(64) : null,
     };
   } finally {
-    torch.dispose([samples, stats.mu, stats.sigma]);
+    torch.dispose(stats ? [samples, stats.mu, stats.sigma] : [samples]);
     extractor.model.dispose();
     model.dispose();
   }
@@ -267,8 +274,15 @@ export function writeReport(o: DemoOptions, metrics: DemoMetrics, records: Map<s
 
 /** Runs (or continues) the whole workflow; returns what metrics.json holds. */
 export function runDemo(o: DemoOptions): DemoMetrics {
-  checkRunFolder(o);
+  // Inputs are checked before anything is written: a bad model or dataset leaves no run folder.
   const pretrained = load(o.model);
+  try {
+    openDataset(o.data, { sampleSize: pretrained.model.config.sample_size, channels: pretrained.model.config.in_channels });
+  } catch (err) {
+    pretrained.model.dispose();
+    throw err;
+  }
+  checkRunFolder(o);
   stage(1, `shared inputs: ${o.numSamples} noise samples, ${o.calibBatch} calibration images from ${o.data}`);
   prepare(o, pretrained.model);
   pretrained.model.dispose();
@@ -312,7 +326,7 @@ export function formatTable(rows: DemoRow[]): string {
       r.name,
       `${(r.params / 1e6).toFixed(3)}M`,
       `${(r.macs / 1e6).toFixed(1)}M`,
-      r.fid.toFixed(2),
+      r.fid === null ? "-" : r.fid.toFixed(2),
       r.ssim === null ? "-" : r.ssim.toFixed(4),
       r.finetune_steps === null ? "-" : String(r.finetune_steps),
       r.latency_ms_batch1.toFixed(2),
