@@ -4,7 +4,7 @@
 // Each stage leaves its result in the run folder and is skipped when that result is there, so an
 // interrupted run continues where it stopped (fine-tuning resumes from its last checkpoint).
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import * as torch from "../torch/index.js";
 import { encodePng, loadFile, makeGrid, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
 import { openDataset } from "../data/index.js";
@@ -65,6 +65,11 @@ const stage = (n: number, text: string) => console.log(`\n[${n}/6] ${text}`);
 const dirOf = (o: DemoOptions, name: string) => join(o.out, name);
 /** The model folder a row's samples and metrics come from. */
 const modelDir = (o: DemoOptions, name: string) => (name === PRETRAINED ? o.model : join(dirOf(o, name), "finetune", "model"));
+/** A path as the user would type it: relative to the working folder when inside it. */
+const displayPath = (p: string): string => {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith("..") && !isAbsolute(r) ? r : p;
+};
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, "utf8")) as T;
 
 function checkRunFolder(o: DemoOptions): void {
@@ -258,7 +263,7 @@ export function writeReport(o: DemoOptions, metrics: DemoMetrics, records: Map<s
     : null;
   const html = renderReport({
     title: "Diff-Pruning: pruned and fine-tuned models against the pretrained one",
-    subtitle: `${o.model} on ${o.data}, ratio ${o.ratio}, ${o.finetuneSteps} fine-tuning steps at batch ${o.batchSize}; ${o.numSamples} samples, DDIM ${o.samplingSteps} steps from the same noise`,
+    subtitle: `${displayPath(o.model)} on ${o.data}, ratio ${o.ratio}, ${o.finetuneSteps} fine-tuning steps at batch ${o.batchSize}; ${o.numSamples} samples, DDIM ${o.samplingSteps} steps from the same noise`,
     rows,
     diffPruning: metrics.diff_pruning ? { losses: metrics.diff_pruning.losses, thr: metrics.diff_pruning.thr ?? 0, tPrime: metrics.diff_pruning.t_prime } : null,
     layers,
