@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
-import { engineSmoke } from "../../src/cli/smoke.js";
+import { engineSmoke } from "../helpers/smoke.js";
 import { assertClose } from "../helpers/assert.js";
 
 const f64 = (data: number[]) => torch.tensor(data, { dtype: "float64" });

@@ -1,9 +1,8 @@
-// The engine's smoke job, which `diffprune demo` runs until the pruning workflow exists: a small
-// conv net learns epsilon-prediction (the diffusion training objective) on synthetic images,
-// trained with the native AdamW kernel. It shows the whole engine working from TypeScript:
-// creation, conv2d, autograd, optimizer kernels and tidy-managed memory.
-import * as torch from "../torch/index.js";
-import type { Tensor } from "../torch/index.js";
+// The engine's smoke job: a small conv net learns epsilon-prediction (the diffusion training
+// objective) on synthetic images, trained with the native AdamW kernel; the whole engine working
+// from TypeScript: creation, conv2d, autograd, optimizer kernels and tidy-managed memory.
+import * as torch from "../../src/torch/index.js";
+import type { Tensor } from "../../src/torch/index.js";
 
 export interface SmokeOptions {
   steps?: number;
