@@ -13,8 +13,10 @@ import { packageRoot } from "../src/io/index.js";
 import { median, progress, round, timeRepeat, trainingStep } from "./common.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
-const TIMESTEPS = QUICK ? 2 : 4; // the first is a warm-up
-const TRAIN_STEPS = QUICK ? 2 : 4;
+// The first steps of a process grow the heap (at batch 32, 100k-300k page faults per step for
+// three or four steps, measured with process.resourceUsage()): warm up past them.
+const WARMUP = QUICK ? 1 : 4;
+const TIMED = QUICK ? 1 : 3;
 
 function cifar10Config(): Record<string, unknown> {
   const candidates = [process.env.DIFFPRUNE_FIXTURES, join(packageRoot(), "..", "shared", "fixtures")].filter((d): d is string => Boolean(d));
@@ -50,12 +52,12 @@ function traceSeconds(model: UNet2DModel): { seconds: number; groups: number; la
 /** Median seconds per t of the gradient loop (every timestep, no early stop), after the first. */
 function gradientLoopSeconds(model: UNet2DModel, batch: number): number {
   const c = model.config;
-  const scheduler = new DDPMScheduler({ num_train_timesteps: TIMESTEPS });
+  const scheduler = new DDPMScheduler({ num_train_timesteps: WARMUP + TIMED });
   const images = torch.keep(torch.tidy(() => torch.randn([batch, c.in_channels, c.sample_size, c.sample_size]).clamp(-1, 1)));
   const noise = torch.keep(torch.randn(images.shape as number[]));
   const stamps: number[] = [performance.now()];
   accumulateGradients(model, { images, noise, scheduler, thr: null, onStep: () => stamps.push(performance.now()) });
-  const perStep = stamps.slice(2).map((t, i) => (t - stamps[i + 1]!) / 1000);
+  const perStep = stamps.slice(WARMUP + 1).map((t, i) => (t - stamps[WARMUP + i]!) / 1000);
   progress(`    runs (s): ${perStep.map((s) => s.toPrecision(3)).join(" ")}`);
   for (const p of model.parameters()) p.grad = null;
   torch.dispose([images, noise]);
@@ -65,8 +67,8 @@ function gradientLoopSeconds(model: UNet2DModel, batch: number): number {
 
 function trainStepSeconds(model: UNet2DModel, batch: number): number {
   const training = trainingStep(model, batch, 1);
-  training.step(); // warm-up
-  const runs = Array.from({ length: TRAIN_STEPS - 1 }, () => timeRepeat(training.step, 1).seconds);
+  for (let i = 0; i < WARMUP; i++) training.step();
+  const runs = Array.from({ length: TIMED }, () => timeRepeat(training.step, 1).seconds);
   progress(`    runs (s): ${runs.map((s) => s.toPrecision(3)).join(" ")}`);
   training.dispose();
   return median(runs);
@@ -97,7 +99,9 @@ function main(): void {
     layers: trace.layers,
     groups: trace.groups,
     gradient_loop: loop,
-    statistic: "medians after one warm-up; gradient loop = forward + backward per t in eval mode (no optimizer), training step = forward + backward + clip + AdamW in train mode",
+    warmup_steps: WARMUP,
+    timed_steps: TIMED,
+    statistic: "medians of the timed steps after the warm-up ones; gradient loop = forward + backward per t in eval mode (no optimizer), training step = forward + backward + clip + AdamW in train mode",
     live_tensors_after: torch.memory().numTensors,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
