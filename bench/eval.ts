@@ -74,28 +74,35 @@ function loadEmbedded(root: string): [UNet2DModel, string] {
     : [new UNet2DModel(JSON.parse(readFileSync(join(root, "models/fashion-mnist-32.config.json"), "utf8")) as Record<string, unknown>), "models/fashion-mnist-32.config.json, random weights (seed 0)"];
 }
 
+/**
+ * The embedded model against 30%-pruned copies: as pruned, and with widths rounded to multiples
+ * of 8. Runs alternate between the models per batch size, so machine load hits them alike.
+ */
 function latency(root: string): Record<string, unknown> {
   const [model, source] = loadEmbedded(root);
-  const [pruned] = loadEmbedded(root);
-  pruneUNet(pruned, { criterion: "magnitude", ratio: 0.3, scheduler: new DDPMScheduler() });
   const macs = (m: UNet2DModel) => countOpsAndParams(m, unetForward(m)).macs;
-  const macsRatio = macs(model) / macs(pruned);
-  progress(`latency: ${source}, and its 30%-pruned copy`);
   const options = QUICK ? { warmup: 1, repeats: 2 } : { warmup: 3, repeats: 11 };
-  // Interleaved by batch size, so that load on the machine hits both models alike.
   const ms = (m: UNet2DModel, b: number) => measureLatency(m, { batchSizes: [b], ...options })[0]!.medianMs;
-  const out: Record<string, unknown> = { source, ...options, macs_ratio: round(macsRatio, 3) };
-  for (const b of [1, 64]) {
-    const original = ms(model, b);
-    const slim = ms(pruned, b);
-    out[`original_ms_batch${b}`] = round(original, 2);
-    out[`pruned_ms_batch${b}`] = round(slim, 2);
-    out[`speedup_batch${b}`] = round(original / slim, 3);
-    out[`speedup_over_macs_ratio_batch${b}`] = round(original / slim / macsRatio, 3);
-  }
+  const compare = (roundTo: number | null): Record<string, number> => {
+    const [pruned] = loadEmbedded(root);
+    pruneUNet(pruned, { criterion: "magnitude", ratio: 0.3, scheduler: new DDPMScheduler(), roundTo });
+    const macsRatio = macs(model) / macs(pruned);
+    progress(`latency: ${source}, and its 30%-pruned copy${roundTo ? ` with widths rounded to ${roundTo}` : ""}`);
+    const out: Record<string, number> = { params: pruned.numParameters(), macs_ratio: round(macsRatio, 3) };
+    for (const b of [1, 64]) {
+      const original = ms(model, b);
+      const slim = ms(pruned, b);
+      out[`original_ms_batch${b}`] = round(original, 2);
+      out[`pruned_ms_batch${b}`] = round(slim, 2);
+      out[`speedup_batch${b}`] = round(original / slim, 3);
+      out[`speedup_over_macs_ratio_batch${b}`] = round(original / slim / macsRatio, 3);
+    }
+    pruned.dispose();
+    return out;
+  };
+  const result = { source, ...options, ...compare(null), round_to_8: compare(8) };
   model.dispose();
-  pruned.dispose();
-  return out;
+  return result;
 }
 
 function main(): void {

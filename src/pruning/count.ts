@@ -51,7 +51,7 @@ export function countOpsAndParams(model: Module, forward: () => Tensor | Tensor[
   for (const [name, p] of model.namedParameters()) owner.set(p.handle, name.slice(0, Math.max(0, name.lastIndexOf("."))));
   const byLayer = new Map<string, LayerCost>();
   torch.noGrad(() =>
-    torch.tidy(() =>
+    torch.tidy(() => {
       torch.observeOps((op) => {
         const macs = macsOf(op);
         if (macs === 0) return;
@@ -60,8 +60,8 @@ export function countOpsAndParams(model: Module, forward: () => Tensor | Tensor[
         const entry = byLayer.get(name) ?? { name, op: op.op, params: 0, macs: 0 };
         entry.macs += macs;
         byLayer.set(name, entry);
-      }, forward),
-    ),
+      }, forward); // the output stays in the scope, freed with it
+    }),
   );
   const modules = new Map(model.namedModules());
   for (const entry of byLayer.values()) {

@@ -64,6 +64,13 @@ describe("countOpsAndParams", () => {
     const batch = countOpsAndParams(lin, () => lin.forward(torch.zeros([2, 3])));
     assert.equal(batch.macs, 2 * 3 * 4 + 4, "linear: numel(input) * out + out");
   });
+
+  test("counting frees what the traced forward made, its output included", () => {
+    const lin = new Linear(3, 4);
+    const before = torch.memory().numTensors;
+    countOpsAndParams(lin, () => lin.forward(torch.zeros([2, 3])));
+    assert.equal(torch.memory().numTensors, before);
+  });
 });
 
 describe("the google/ddpm-cifar10-32 architecture", () => {
