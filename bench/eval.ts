@@ -85,7 +85,9 @@ function latency(root: string): Record<string, unknown> {
   const ms = (m: UNet2DModel, b: number) => measureLatency(m, { batchSizes: [b], ...options })[0]!.medianMs;
   const compare = (roundTo: number | null): Record<string, number> => {
     const [pruned] = loadEmbedded(root);
-    pruneUNet(pruned, { criterion: "magnitude", ratio: 0.3, scheduler: new DDPMScheduler(), roundTo });
+    const scheduler = new DDPMScheduler();
+    pruneUNet(pruned, { criterion: "magnitude", ratio: 0.3, scheduler, roundTo });
+    scheduler.dispose();
     const macsRatio = macs(model) / macs(pruned);
     progress(`latency: ${source}, and its 30%-pruned copy${roundTo ? ` with widths rounded to ${roundTo}` : ""}`);
     const out: Record<string, number> = { params: pruned.numParameters(), macs_ratio: round(macsRatio, 3) };
