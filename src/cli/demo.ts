@@ -17,7 +17,7 @@ export const EMBEDDED_MODEL = join(packageRoot(), "models", "fashion-mnist");
  */
 const BUDGETS = {
   default: { finetuneSteps: 130, batchSize: 32, numSamples: 128, samplingSteps: 50, calibBatch: 8, methods: ["diff-pruning", "taylor", "magnitude", "random"] },
-  full: { finetuneSteps: 520, batchSize: 64, numSamples: 500, samplingSteps: 100, calibBatch: 16, methods: ["diff-pruning", "taylor", "magnitude", "random", "scratch"] },
+  full: { finetuneSteps: 520, batchSize: 64, numSamples: 250, samplingSteps: 100, calibBatch: 16, methods: ["diff-pruning", "taylor", "magnitude", "random", "scratch"] },
 };
 
 interface DemoArgs {
