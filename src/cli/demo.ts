@@ -12,7 +12,7 @@ export const EMBEDDED_MODEL = join(packageRoot(), "models", "fashion-mnist");
 
 /**
  * The shipped model trained 2,600 steps at batch 64; the paper fine-tunes for 10-20% of the
- * original training. The default (about 15 minutes on 2 cores) fine-tunes 5% of the steps at
+ * original training. The default (16.6 minutes measured on 2 cores) fine-tunes 5% of the steps at
  * half the batch; --full fine-tunes 20% at the original batch and adds the from-scratch row.
  */
 const BUDGETS = {
