@@ -8,13 +8,15 @@ import { isAbsolute, join, relative } from "node:path";
 import * as torch from "../torch/index.js";
 import { encodePng, loadFile, makeGrid, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
 import { openDataset } from "../data/index.js";
-import { resolveModelFolder, UNet2DModel } from "../models/index.js";
-import { DDPMScheduler, generate, loadScheduler, samplingScheduler } from "../diffusion/index.js";
+import type { UNet2DModel } from "../models/index.js";
+import { generate, samplingScheduler } from "../diffusion/index.js";
 import { countOpsAndParams, drawCalibration, saveCalibration, unetForward } from "../pruning/index.js";
 import { ClassifierExtractor, compareSamples, datasetStats, fid, measureLatency, quantize8bit, type GaussianStats } from "../metrics/index.js";
 import { renderReport, type ReportRow } from "../report/index.js";
 import { pruneAction, PRUNING_FILE, type PruningRecord } from "./prune.js";
 import { trainAction } from "./train.js";
+import { loadModelSource } from "./model-source.js";
+import { lossPoints } from "./plot.js";
 import { Progress } from "./progress.js";
 
 export interface DemoOptions {
@@ -142,10 +144,7 @@ function finetune(o: DemoOptions, method: string): void {
   });
 }
 
-function load(dir: string): { model: UNet2DModel; scheduler: ReturnType<typeof loadScheduler> } {
-  const { schedulerDir } = resolveModelFolder(dir);
-  return { model: UNet2DModel.fromPretrained(dir), scheduler: schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler() };
-}
+const load = (dir: string) => loadModelSource({ model: dir, seed: 0 });
 
 /** DDIM (eta 0) samples from the shared noise, as 8-bit images: samples.safetensors and grid.png. */
 function sample(o: DemoOptions, name: string): void {
@@ -226,16 +225,10 @@ function measure(o: DemoOptions, name: string, pretrained: DemoRow | null, finet
   return row;
 }
 
-/** Fine-tuning loss by step, from a run's log.jsonl. */
+/** Fine-tuning loss by step, from the run's log.jsonl. */
 function lossCurve(o: DemoOptions, name: string): [number, number][] {
   const file = join(dirOf(o, name), "finetune", "log.jsonl");
-  if (!existsSync(file)) return [];
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as { step?: number; loss?: number })
-    .filter((e) => typeof e.step === "number" && typeof e.loss === "number")
-    .map((e) => [e.step!, e.loss!]);
+  return existsSync(file) ? lossPoints(file) : [];
 }
 
 export function writeReport(o: DemoOptions, metrics: DemoMetrics, records: Map<string, PruningRecord>): void {

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import * as torch from "../torch/index.js";
 import { resolveModelFolder, resolveUNet2DConfig, UNet2DModel } from "../models/index.js";
-import { DDPMScheduler, loadScheduler, type BaseScheduler } from "../diffusion/index.js";
+import { DDPMScheduler, loadScheduler, type Scheduler } from "../diffusion/index.js";
 
 export interface ModelSourceArgs {
   model?: string;
@@ -11,7 +11,7 @@ export interface ModelSourceArgs {
   seed: number;
 }
 
-export function loadModelSource(args: ModelSourceArgs): { model: UNet2DModel; scheduler: BaseScheduler } {
+export function loadModelSource(args: ModelSourceArgs): { model: UNet2DModel; scheduler: Scheduler } {
   if (Boolean(args.model) === Boolean(args.config)) throw new Error("give either --model DIR (a diffusers model folder) or --config FILE (a config.json, weights drawn at random)");
   if (args.model) {
     const { schedulerDir } = resolveModelFolder(args.model);

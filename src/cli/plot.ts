@@ -9,7 +9,8 @@ interface LogLine {
   loss: number;
 }
 
-export function lossCurve(logFile: string, title = "training loss"): string {
+/** (step, loss) of every entry of a training log (log.jsonl). */
+export function lossPoints(logFile: string): [number, number][] {
   const lines = readFileSync(logFile, "utf8")
     .split("\n")
     .filter((l) => l.trim() !== "")
@@ -20,8 +21,13 @@ export function lossCurve(logFile: string, title = "training loss"): string {
         throw new Error(`${logFile}:${i + 1}: not a JSON line`);
       }
     });
-  if (lines.length === 0) throw new Error(`${logFile} has no entries yet`);
-  return lineChart([{ name: "loss", points: lines.map((l) => [l.step, l.loss]) }], { title, xLabel: "step", yLabel: "epsilon-MSE", logY: true });
+  return lines.filter((l) => typeof l.step === "number" && typeof l.loss === "number").map((l) => [l.step, l.loss]);
+}
+
+export function lossCurve(logFile: string, title = "training loss"): string {
+  const points = lossPoints(logFile);
+  if (points.length === 0) throw new Error(`${logFile} has no entries yet`);
+  return lineChart([{ name: "loss", points }], { title, xLabel: "step", yLabel: "epsilon-MSE", logY: true });
 }
 
 export function registerPlot(program: Command): void {
