@@ -155,7 +155,7 @@ function main(): void {
   const root = packageRoot();
   const machine = { matmul_gflops_per_s: matmulGflops() };
 
-  const cifarConfig = JSON.parse(readFileSync(join(root, "../shared/fixtures/ddpm-cifar10-32.config.json"), "utf8")) as Record<string, unknown>;
+  const cifarConfig = JSON.parse(readFileSync(join(root, "test/fixtures/ddpm-cifar10-32.config.json"), "utf8")) as Record<string, unknown>;
   torch.manualSeed(SEED);
   const cifarModel = new UNet2DModel(cifarConfig);
   const cifar10 = { source: "google/ddpm-cifar10-32 config, random weights (seed 0)", ...benchModel("cifar10", cifarModel, PLANS.cifar10) };

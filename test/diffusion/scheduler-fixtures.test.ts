@@ -1,4 +1,4 @@
-// The schedulers against values diffusers 0.17 produced (shared/fixtures/unet-tiny/schedulers.safetensors).
+// The schedulers against values diffusers 0.17 produced (test/fixtures/unet-tiny/schedulers.safetensors).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";

@@ -1,5 +1,5 @@
-// The shared reference fixtures (produced by diffusers and pytorch_msssim) sit beside the
-// repository, in ../shared/fixtures.
+// The reference fixtures (produced by diffusers, Torch-Pruning and pytorch_msssim; see
+// test/fixtures/README.md) live in the repository, so a fresh clone runs every test.
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -8,10 +8,9 @@ import { packageRoot as repoRoot } from "../../src/io/index.js";
 
 export { repoRoot };
 
-/** The fixtures folder: $DIFFPRUNE_FIXTURES, or shared/fixtures beside the repository. */
+/** The fixtures folder: $DIFFPRUNE_FIXTURES (to test against another copy), or test/fixtures. */
 function fixturesDir(): string {
-  if (process.env.DIFFPRUNE_FIXTURES) return resolve(process.env.DIFFPRUNE_FIXTURES);
-  const dir = resolve(repoRoot(), "..", "shared", "fixtures");
+  const dir = process.env.DIFFPRUNE_FIXTURES ? resolve(process.env.DIFFPRUNE_FIXTURES) : resolve(repoRoot(), "test", "fixtures");
   if (!existsSync(dir)) throw new Error(`the reference fixtures are not at ${dir}: set DIFFPRUNE_FIXTURES to their folder`);
   return dir;
 }
