@@ -41,7 +41,7 @@ function traceSeconds(model: UNet2DModel): { seconds: number; groups: number; la
   let layers = 0;
   const once = () => {
     const graph = DependencyGraph.build(model, unetForward(model));
-    groups = pruningGroups(graph).length;
+    groups = [...pruningGroups(graph)].length;
     layers = graph.layers.length;
   };
   once();

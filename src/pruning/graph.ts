@@ -45,6 +45,55 @@ const REDUCTIONS = new Set(["sum", "mean", "var", "std", "norm", "max", "min", "
 const SPATIAL = new Set(["interpolateNearest", "avgPool2d", "maxPool2d", "adaptiveAvgPool2d"]);
 const LOSSES = new Set(["mseLoss", "crossEntropy"]);
 
+/** Ops that are a module's forward, with the argument position of the module's weight. */
+const MODULE_OPS = new Map([["conv2d", 1], ["linear", 1], ["groupNorm", 2], ["layerNorm", 2], ["batchNorm", 3]]);
+
+/** One op as autograd would see it: its module (a layer with a named weight) or null, and its tensors. */
+interface TapeEntry {
+  module: string | null;
+  inputs: number[];
+  outputs: number[];
+}
+
+/**
+ * Torch-Pruning 1.3.7's node order (`DependencyGraph._trace_computational_graph`): from each
+ * output, a depth-first walk with a stack over autograd's graph. A node is created when its
+ * consumer is taken off the stack, its inputs in argument order (autograd's next_functions
+ * order), then the inputs are pushed, so the last input is walked first. The module nodes, in
+ * the order they were created, give the order of `get_all_groups`.
+ */
+export function autogradOrder(tape: readonly TapeEntry[], outputs: readonly number[]): string[] {
+  const producer = new Map<number, number>();
+  tape.forEach((e, i) => e.outputs.forEach((h) => producer.set(h, i)));
+  const created = new Set<number>();
+  const order: string[] = [];
+  const create = (i: number): void => {
+    if (created.has(i)) return;
+    created.add(i);
+    const m = tape[i]!.module;
+    if (m !== null && !order.includes(m)) order.push(m);
+  };
+  const visited = new Set<number>();
+  for (const h of outputs) {
+    const root = producer.get(h);
+    if (root === undefined) continue;
+    create(root);
+    const stack = [root];
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      if (visited.has(i)) continue;
+      for (const h of tape[i]!.inputs) {
+        const j = producer.get(h);
+        if (j === undefined) continue;
+        create(j);
+        stack.push(j);
+      }
+      visited.add(i);
+    }
+  }
+  return order;
+}
+
 const prod = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
 const normDim = (d: number, ndim: number): number => (d < 0 ? d + ndim : d);
 const isTensor = (a: unknown): a is ObservedTensor => typeof a === "object" && a !== null && "handle" in a;
@@ -59,10 +108,19 @@ export class DependencyGraph {
   readonly norms: NormConstraint[] = [];
   /** Head counts of reshapes that split channels into heads, by element. */
   readonly headSplits = new Map<number, number>();
+  /**
+   * Module paths in Torch-Pruning's node order (its `module2node`): the order in which a
+   * depth-first walk of the autograd graph from the outputs first meets each module. Groups are
+   * visited in this order (see `autogradOrder`).
+   */
+  moduleOrder: string[] = [];
+  readonly #tape: TapeEntry[] = [];
   readonly #slotByKey = new Map<string, Slot>();
   readonly #layerByWeight = new Map<string, Layer>();
   readonly #layouts = new Map<number, Layout>();
   readonly #names: Map<number, string>;
+  /** Traced tensors that depend on a parameter (those autograd would record). */
+  readonly #carriesGrad = new Set<number>();
   readonly module: Module;
 
   private constructor(module: Module) {
@@ -80,15 +138,36 @@ export class DependencyGraph {
     const graph = new DependencyGraph(module);
     torch.noGrad(() =>
       torch.tidy(() => {
-        const out = torch.observeOps((op) => graph.#visit(op), forward);
-        for (const t of Array.isArray(out) ? out : [out]) {
+        const out = torch.observeOps((op) => {
+          graph.#record(op);
+          graph.#visit(op);
+        }, forward);
+        const outputs = Array.isArray(out) ? out : [out];
+        for (const t of outputs) {
           const layout = graph.#layouts.get(t.handle);
           if (layout) graph.sets.freeze(layout.ids);
         }
+        graph.moduleOrder = autogradOrder(graph.#tape, outputs.map((t) => t.handle));
       }),
     );
     graph.#layouts.clear();
+    graph.#tape.length = 0;
     return graph;
+  }
+
+  /**
+   * Notes the op on the tape that autogradOrder walks: its tensor inputs that carry gradients (the
+   * parameters excluded, as autograd's AccumulateGrad leaves are) and, for a layer with a named
+   * weight, its module.
+   */
+  #record(op: ObservedOp): void {
+    const tensors = op.args.flatMap((a) => (Array.isArray(a) ? a : [a])).filter(isTensor);
+    const params = tensors.filter((t) => this.#names.has(t.handle));
+    const inputs = tensors.filter((t) => !this.#names.has(t.handle) && this.#carriesGrad.has(t.handle)).map((t) => t.handle);
+    if (inputs.length === 0 && params.length === 0) return;
+    const weight = MODULE_OPS.has(op.op) && isTensor(op.args[MODULE_OPS.get(op.op)!]) ? this.#names.get((op.args[MODULE_OPS.get(op.op)!] as ObservedTensor).handle) : undefined;
+    for (const o of op.outputs) this.#carriesGrad.add(o.handle);
+    this.#tape.push({ module: weight === undefined ? null : parentPath(weight), inputs, outputs: op.outputs.map((o) => o.handle) });
   }
 
   layer(name: string): Layer | undefined {

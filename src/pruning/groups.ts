@@ -34,9 +34,16 @@ const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
 export const isIgnored = (layer: string, ignored: readonly string[]): boolean =>
   ignored.some((name) => name === "" || layer === name || layer.startsWith(`${name}.`));
 
-export function pruningGroups(graph: DependencyGraph, ignored: readonly string[] = []): PruningGroup[] {
+/** The layers in the order Torch-Pruning visits group roots (its node order), then any it never reaches. */
+function rootOrder(graph: DependencyGraph): Layer[] {
+  const rank = new Map(graph.moduleOrder.map((name, i) => [name, i]));
+  const at = (l: Layer): number => rank.get(l.name) ?? Infinity;
+  return [...graph.layers].sort((a, b) => at(a) - at(b));
+}
+
+/** Every index of every slot, filed under its element set, as the graph is now. */
+function slotIndex(graph: DependencyGraph): Map<number, { slot: Slot; position: number }[]> {
   const { sets } = graph;
-  // Every slot index, filed under its element set.
   const bySet = new Map<number, { slot: Slot; position: number }[]>();
   for (const slot of graph.slots) {
     slot.ids.forEach((id, position) => {
@@ -46,39 +53,53 @@ export function pruningGroups(graph: DependencyGraph, ignored: readonly string[]
       list.push({ slot, position });
     });
   }
+  return bySet;
+}
+
+/** The group of `root`'s output channels, from the graph as it is now (after any removals). */
+export function groupOf(graph: DependencyGraph, root: Layer, ignored: readonly string[] = [], bySet = slotIndex(graph)): PruningGroup {
+  const { sets } = graph;
   const layerByOutSlot = new Map(graph.layers.map((l) => [l.out, l]));
+  const rootSets = root.out.ids.map((id) => sets.find(id));
+  const members = new Map<Slot, GroupMember>();
+  rootSets.forEach((s, rootIndex) => {
+    for (const { slot, position } of bySet.get(s) ?? []) {
+      let m = members.get(slot);
+      if (!m) members.set(slot, (m = { slot, positions: [], roots: [] }));
+      m.positions.push(position);
+      m.roots.push(rootIndex);
+    }
+  });
+  const layers = [...members.keys()].map((slot) => layerByOutSlot.get(slot)).filter((l): l is Layer => l !== undefined);
+  const memberSets = new Set(rootSets);
+
+  let channelGroups = 1;
+  for (const norm of graph.norms) if (norm.ids.some((id) => memberSets.has(sets.find(id)))) channelGroups = lcm(channelGroups, norm.groups);
+  let heads = 1;
+  for (const m of members.values()) for (const p of m.positions) heads = Math.max(heads, graph.headSplits.get(m.slot.ids[p]!) ?? 1);
+  channelGroups = lcm(channelGroups, heads);
+
+  const channels = rootSets.length;
+  let blocked: string | null = null;
+  const ignoredLayer = layers.find((l) => isIgnored(l.name, ignored));
+  if (ignoredLayer) blocked = `${ignoredLayer.name} is ignored`;
+  else if (rootSets.some((s) => sets.isFrozen(s))) blocked = "its channels reach the model's output or an op that fixes them";
+  else if (memberSets.size !== channels) blocked = "its channels are tied to each other";
+  else if (channels % channelGroups !== 0) blocked = `${channels} channels do not split into ${channelGroups} equal channel groups`;
+  return { root, channels, sets: rootSets, members: [...members.values()], layers, channelGroups, heads, blocked };
+}
+
+/**
+ * Torch-Pruning's get_all_groups: roots in its node order, each layer whose output channels an
+ * earlier group holds skipped. Lazy, as in Torch-Pruning: each group is computed when it is
+ * reached, so channels removed between two steps of the iteration are gone from the next group.
+ */
+export function* pruningGroups(graph: DependencyGraph, ignored: readonly string[] = []): Generator<PruningGroup> {
   const visited = new Set<Layer>();
-  const groups: PruningGroup[] = [];
-  for (const root of graph.layers) {
+  for (const root of rootOrder(graph)) {
     if (visited.has(root)) continue;
-    const rootSets = root.out.ids.map((id) => sets.find(id));
-    const members = new Map<Slot, GroupMember>();
-    rootSets.forEach((s, rootIndex) => {
-      for (const { slot, position } of bySet.get(s) ?? []) {
-        let m = members.get(slot);
-        if (!m) members.set(slot, (m = { slot, positions: [], roots: [] }));
-        m.positions.push(position);
-        m.roots.push(rootIndex);
-      }
-    });
-    const layers = [...members.keys()].map((slot) => layerByOutSlot.get(slot)).filter((l): l is Layer => l !== undefined);
-    for (const l of layers) visited.add(l);
-    const memberSets = new Set(rootSets);
-
-    let channelGroups = 1;
-    for (const norm of graph.norms) if (norm.ids.some((id) => memberSets.has(sets.find(id)))) channelGroups = lcm(channelGroups, norm.groups);
-    let heads = 1;
-    for (const m of members.values()) for (const p of m.positions) heads = Math.max(heads, graph.headSplits.get(m.slot.ids[p]!) ?? 1);
-    channelGroups = lcm(channelGroups, heads);
-
-    const channels = rootSets.length;
-    let blocked: string | null = null;
-    const ignoredLayer = layers.find((l) => isIgnored(l.name, ignored));
-    if (ignoredLayer) blocked = `${ignoredLayer.name} is ignored`;
-    else if (rootSets.some((s) => sets.isFrozen(s))) blocked = "its channels reach the model's output or an op that fixes them";
-    else if (memberSets.size !== channels) blocked = "its channels are tied to each other";
-    else if (channels % channelGroups !== 0) blocked = `${channels} channels do not split into ${channelGroups} equal channel groups`;
-    groups.push({ root, channels, sets: rootSets, members: [...members.values()], layers, channelGroups, heads, blocked });
+    const group = groupOf(graph, root, ignored);
+    for (const l of group.layers) visited.add(l);
+    yield group;
   }
-  return groups;
 }

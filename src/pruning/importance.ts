@@ -4,7 +4,7 @@
 // by the number of contributing layers ("mean" reduction), then by their mean.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
-import type { DependencyGraph, Slot } from "./graph.js";
+import type { DependencyGraph } from "./graph.js";
 import type { PruningGroup } from "./groups.js";
 
 export const CRITERIA = ["diff-pruning", "taylor", "magnitude", "random", "reinit"] as const;
@@ -34,31 +34,30 @@ function channelScores(criterion: Criterion, w: Tensor, dim: number, name: strin
 }
 
 export class Importance {
-  readonly #cache = new Map<Slot, Float64Array>();
   readonly #weights = new Set<string>();
-  readonly #params: Map<string, Tensor>;
+  readonly #graph: DependencyGraph;
 
   constructor(
     readonly criterion: Criterion,
     graph: DependencyGraph,
   ) {
-    this.#params = new Map(graph.module.namedParameters());
+    this.#graph = graph;
     for (const l of graph.layers) this.#weights.add(l.weight);
   }
 
-  /** One score per root channel of `group`; higher means more important. */
+  /**
+   * One score per root channel of `group`, from the weights as they are now (Torch-Pruning scores
+   * each group after the groups before it were pruned); higher means more important.
+   */
   of(group: PruningGroup): Float64Array {
     const n = group.channels;
     if (this.criterion === "random" || this.criterion === "reinit") return new Float64Array(torch.tidy(() => torch.rand([n], { dtype: "float64" }).toArray()));
+    const params = new Map(this.#graph.module.namedParameters());
     const total = new Float64Array(n);
     let contributors = 0;
     for (const m of group.members) {
       if (!this.#weights.has(m.slot.tensor) || m.slot.dim > 1) continue;
-      let scores = this.#cache.get(m.slot);
-      if (!scores) {
-        scores = channelScores(this.criterion, this.#params.get(m.slot.tensor)!, m.slot.dim, m.slot.tensor);
-        this.#cache.set(m.slot, scores);
-      }
+      const scores = channelScores(this.criterion, params.get(m.slot.tensor)!, m.slot.dim, m.slot.tensor);
       m.positions.forEach((p, i) => (total[m.roots[i]!]! += scores[p]!));
       contributors++;
     }

@@ -1,7 +1,7 @@
 // Structural pruning: trace -> dependency graph -> groups; importance criteria; the pruner; the
 // MAC/param counter; Diff-Pruning's gradient loop over the informative timesteps.
 export { DependencyGraph, type Layer, type NormConstraint, type Slot } from "./graph.js";
-export { pruningGroups, isIgnored, type GroupMember, type PruningGroup } from "./groups.js";
+export { groupOf, pruningGroups, isIgnored, type GroupMember, type PruningGroup } from "./groups.js";
 export { CRITERIA, checkCriterion, needsGradients, Importance, type Criterion } from "./importance.js";
 export { prune, removeChannels, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
 export { countOpsAndParams, type Cost, type LayerCost } from "./count.js";

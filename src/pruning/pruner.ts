@@ -5,7 +5,7 @@ import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Conv2d, type Module } from "../nn/index.js";
 import { DependencyGraph } from "./graph.js";
-import { pruningGroups, type PruningGroup } from "./groups.js";
+import { groupOf, pruningGroups, type PruningGroup } from "./groups.js";
 import { checkCriterion, Importance, type Criterion } from "./importance.js";
 
 export interface PruneOptions {
@@ -46,6 +46,12 @@ export interface PruneResult {
   /** Groups left whole, with the reason (ignored, tied to the output, ...). */
   kept: { root: string; channels: number; reason: string }[];
   groups: number;
+  /**
+   * Each group pruned, in the order it was pruned (Torch-Pruning's `pruning_history`): the
+   * iterative step, the root and the root's output channels it removed, numbered as that step
+   * found them (earlier groups of a step never remove a later root's channels).
+   */
+  history: { step: number; root: string; removed: number[] }[];
 }
 
 const argsortAscending = (xs: ArrayLike<number>, from: number, to: number): number[] =>
@@ -109,30 +115,23 @@ interface Initial {
 
 const headPruned = (group: PruningGroup, o: PruneOptions): boolean => Boolean(o.pruneHeads) && group.heads > 1;
 
-function planLocal(groups: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initialSizes: Initial, ratio: number, o: PruneOptions): Plan[] {
-  const plans: Plan[] = [];
-  const initial = initialSizes.channels;
-  for (const group of groups) {
-    const imp = scores.get(group)!;
-    if (headPruned(group, o)) {
-      const plan = planHeads(group, imp, initialSizes.heads.get(group.root.name) ?? group.heads, ratio);
-      if (plan) plans.push(plan);
-      continue;
-    }
-    const c = group.channels;
-    const g = group.channelGroups;
-    const target = c - Math.floor(initial.get(group.root.name)! * (1 - ratio));
-    const n = o.roundTo ? roundRemoved(target, c, o.roundTo, g) : target;
-    const perBlock = Math.min(Math.floor(n / g), c / g - 1);
-    if (perBlock <= 0) continue;
-    plans.push({ group, remove: lowestPerBlock(imp, g, perBlock) });
-  }
-  return plans;
+/** Which channels of one group go at `ratio` (Torch-Pruning's prune_local for one group), or null. */
+function planGroup(group: PruningGroup, imp: Float64Array, initialSizes: Initial, ratio: number, o: PruneOptions): Plan | null {
+  if (headPruned(group, o)) return planHeads(group, imp, initialSizes.heads.get(group.root.name) ?? group.heads, ratio);
+  const c = group.channels;
+  const g = group.channelGroups;
+  const target = c - Math.floor(initialSizes.channels.get(group.root.name)! * (1 - ratio));
+  const n = o.roundTo ? roundRemoved(target, c, o.roundTo, g) : target;
+  const perBlock = Math.min(Math.floor(n / g), c / g - 1);
+  return perBlock > 0 ? { group, remove: lowestPerBlock(imp, g, perBlock) } : null;
 }
 
-function planGlobal(all: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initialSizes: Initial, ratio: number, o: PruneOptions): Plan[] {
+/** A global plan: the channels, or for channel-grouped groups how many per block (chosen at pruning time). */
+type GlobalPlan = Plan | { group: PruningGroup; perBlock: number };
+
+function planGlobal(all: PruningGroup[], scores: Map<PruningGroup, Float64Array>, initialSizes: Initial, ratio: number, o: PruneOptions): GlobalPlan[] {
   // Head-pruned groups choose their heads on their own; the others share one threshold.
-  const headPlans = planLocal(all.filter((g) => headPruned(g, o)), scores, initialSizes, ratio, o);
+  const headPlans: GlobalPlan[] = all.flatMap((g) => (headPruned(g, o) ? [planGroup(g, scores.get(g)!, initialSizes, ratio, o)] : [])).filter((p): p is Plan => p !== null);
   const groups = all.filter((g) => !headPruned(g, o));
   const initial = initialSizes.channels;
   // Channel-grouped importance is averaged over the blocks, so one threshold applies to all.
@@ -152,7 +151,7 @@ function planGlobal(all: PruningGroup[], scores: Map<PruningGroup, Float64Array>
   if (n <= 0) return headPlans;
   const threshold = ranked[n - 1]!;
   const maxRatio = o.maxRatio ?? 1;
-  const plans: Plan[] = headPlans;
+  const plans: GlobalPlan[] = headPlans;
   for (const group of groups) {
     const g = group.channelGroups;
     const size = group.channels / g;
@@ -162,8 +161,7 @@ function planGlobal(all: PruningGroup[], scores: Map<PruningGroup, Float64Array>
     if (o.roundTo) perBlock = Math.floor(roundRemoved(perBlock * g, group.channels, o.roundTo, g) / g);
     perBlock = Math.min(perBlock, size - floor);
     if (perBlock <= 0) continue;
-    const imp = scores.get(group)!;
-    plans.push({ group, remove: lowestPerBlock(imp, g, perBlock) });
+    plans.push(g > 1 ? { group, perBlock } : { group, remove: lowestPerBlock(scores.get(group)!, 1, perBlock) });
   }
   return plans;
 }
@@ -182,6 +180,7 @@ export function removeChannels(graph: DependencyGraph, plans: { group: PruningGr
     if (kept % norm.groups !== 0 || kept === 0)
       throw new Error(`pruning would leave ${norm.name} with ${kept} channels, which its ${norm.groups} groups cannot split; try another --round-to or ratio`);
   }
+  for (const norm of graph.norms) norm.ids = norm.ids.filter((id) => !removed.has(sets.find(id)));
   const keepByTensor = new Map<string, Map<number, number[]>>();
   for (const slot of graph.slots) {
     const keep = slot.ids.flatMap((id, i) => (removed.has(sets.find(id)) ? [] : [i]));
@@ -189,6 +188,8 @@ export function removeChannels(graph: DependencyGraph, plans: { group: PruningGr
     let dims = keepByTensor.get(slot.tensor);
     if (!dims) keepByTensor.set(slot.tensor, (dims = new Map()));
     dims.set(slot.dim, keep);
+    // The graph follows the tensors: positions in later groups are those of the narrowed weights.
+    slot.ids = keep.map((i) => slot.ids[i]!);
   }
   const tensors = new Map([...graph.module.namedParameters(), ...graph.module.namedBuffers()]);
   torch.noGrad(() => {
@@ -217,6 +218,13 @@ export function removeChannels(graph: DependencyGraph, plans: { group: PruningGr
     const m = modules.get(layer.name);
     if (layer.depthwise && m instanceof Conv2d) m.groups = m.outChannels;
   }
+}
+
+/** Removes one group's channels and follows them with the attention head counts. */
+function prune1(graph: DependencyGraph, plan: Plan, step: number, history: PruneResult["history"]): void {
+  removeChannels(graph, [plan]);
+  updateHeads(graph, [plan]);
+  history.push({ step, root: plan.group.root.name, removed: [...plan.remove].sort((a, b) => a - b) });
 }
 
 /** Attention modules (parents of a head-pruned group's layers with a `heads` count) lose the heads removed. */
@@ -253,30 +261,52 @@ export function prune(model: Module, options: PruneOptions): PruneResult {
   const before = channelsOf(graph);
   const initial: Initial = {
     channels: new Map([...before].map(([name, c]) => [name, c.out])),
-    heads: new Map(pruningGroups(graph).map((g) => [g.root.name, g.heads])),
+    heads: new Map(Array.from(pruningGroups(graph), (g) => [g.root.name, g.heads])),
   };
   let kept: PruneResult["kept"] = [];
   let groupCount = 0;
+  const history: PruneResult["history"] = [];
   for (let step = 1; step <= steps; step++) {
     if (step > 1) graph = DependencyGraph.build(model, forward);
     const target = Math.min((ratio * step) / steps, options.maxRatio ?? 1);
-    const groups = pruningGroups(graph, ignored);
+    if (target > 0) options.prepare?.(step);
+    const importance = new Importance(criterion, graph);
+    const prunable = (g: PruningGroup): boolean => g.blocked === null && g.channels > 1;
+    kept = [];
+    groupCount = 0;
+    if (!options.global) {
+      // Torch-Pruning's prune_local as the reference script runs it: each group is scored on the
+      // model as pruned by the groups before it, then pruned, before the next group is computed.
+      for (const group of pruningGroups(graph, ignored)) {
+        if (group.blocked !== null) kept.push({ root: group.root.name, channels: group.channels, reason: group.blocked });
+        if (!prunable(group)) continue;
+        groupCount++;
+        const plan = target > 0 ? planGroup(group, importance.of(group), initial, target, options) : null;
+        if (plan) prune1(graph, plan, step, history);
+      }
+      continue;
+    }
+    // prune_global: every group scored on the unpruned model and ranked together; a channel-
+    // grouped group's channels are chosen per block when it is pruned, from scores recomputed then.
+    const groups = [...pruningGroups(graph, ignored)];
     kept = groups.filter((g) => g.blocked !== null).map((g) => ({ root: g.root.name, channels: g.channels, reason: g.blocked! }));
-    const open = groups.filter((g) => g.blocked === null && g.channels > 1);
+    const open = groups.filter(prunable);
     groupCount = open.length;
     if (target <= 0 || open.length === 0) continue;
-    options.prepare?.(step);
-    const importance = new Importance(criterion, graph);
     const scores = new Map(open.map((g) => [g, importance.of(g)]));
-    const plans = (options.global ? planGlobal : planLocal)(open, scores, initial, target, options);
-    removeChannels(graph, plans);
-    updateHeads(graph, plans);
+    for (const plan of planGlobal(open, scores, initial, target, options)) {
+      if ("remove" in plan) prune1(graph, plan, step, history);
+      else {
+        const group = groupOf(graph, plan.group.root, ignored);
+        prune1(graph, { group, remove: lowestPerBlock(importance.of(group), group.channelGroups, plan.perBlock) }, step, history);
+      }
+    }
   }
   const after = channelsOf(DependencyGraph.build(model, forward));
   const layers = [...before].map(([name, b]) => {
     const a = after.get(name)!;
     return { name, kind: b.kind, out: [b.out, a.out] as [number, number], in: b.in === null ? null : ([b.in, a.in!] as [number, number]) };
   });
-  return { layers, kept, groups: groupCount };
+  return { layers, kept, groups: groupCount, history };
 }
 

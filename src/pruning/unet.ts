@@ -8,7 +8,7 @@ import { accumulateGradients, type GradientReport } from "./gradients.js";
 import type { Calibration } from "./calibration.js";
 import { countOpsAndParams } from "./count.js";
 import { checkCriterion, needsGradients, type Criterion } from "./importance.js";
-import { prune, type LayerChannels, type PruneOptions } from "./pruner.js";
+import { prune, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
 import { reinitialize } from "./reinit.js";
 
 export interface UNetPruneOptions extends Omit<PruneOptions, "forward" | "prepare" | "criterion"> {
@@ -30,6 +30,8 @@ export interface UNetPruneReport {
   after: { params: number; macs: number };
   layers: LayerChannels[];
   kept: { root: string; channels: number; reason: string }[];
+  /** The groups in the order they were pruned, with the root channels each removed. */
+  history: PruneResult["history"];
   /** The gradient loop: per-t losses and T' (taylor and diff-pruning). */
   gradients: GradientReport | null;
 }
@@ -69,6 +71,7 @@ export function pruneUNet(model: UNet2DModel, options: UNetPruneOptions): UNetPr
     after: { params: after.params, macs: after.macs },
     layers: result.layers,
     kept: result.kept,
+    history: result.history,
     gradients,
   };
 }

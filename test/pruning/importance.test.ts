@@ -57,7 +57,7 @@ function setGrads(model: Module, seed: number): void {
 }
 
 const groupOf = (graph: DependencyGraph, root: string): PruningGroup => {
-  const g = pruningGroups(graph).find((x) => x.root.name === root);
+  const g = [...pruningGroups(graph)].find((x) => x.root.name === root);
   assert.ok(g, `a group rooted at ${root}`);
   return g;
 };

@@ -50,7 +50,7 @@ function zeroMembers(c: Case): { before: Tensor; weights: Map<string, Tensor> } 
 function zeroAndRemove(c: Case): { weights: Map<string, Tensor>; scores: Float64Array } {
   const { before, weights } = zeroMembers(c);
   const graph = DependencyGraph.build(c.model, c.trace);
-  const group = pruningGroups(graph).find((g) => g.root.name === c.root);
+  const group = [...pruningGroups(graph)].find((g) => g.root.name === c.root);
   assert.ok(group, `a group rooted at ${c.root}`);
   assert.equal(group.blocked, null);
   assert.deepEqual(sortedKeys(group.members.map((m) => m.slot)), sortedKeys(c.members), "the group holds exactly the hand-listed tensors");
@@ -84,7 +84,7 @@ function zeroAndRemove(c: Case): { weights: Map<string, Tensor>; scores: Float64
 /** A second copy of the zeroed model, pruned by `prune` with magnitude, other groups ignored, must end equal. */
 function pruneMatches(fresh: Module, trace: () => Tensor, root: string, ratio: number, expected: Map<string, Tensor>): void {
   const graph = DependencyGraph.build(fresh, trace);
-  const group = pruningGroups(graph).find((g) => g.root.name === root)!;
+  const group = [...pruningGroups(graph)].find((g) => g.root.name === root)!;
   const others = graph.layers.map((l) => l.name).filter((n) => !group.layers.some((l) => l.name === n));
   prune(fresh, { criterion: "magnitude", ratio, forward: trace, ignoredLayers: others });
   const sd = fresh.stateDict();
@@ -146,7 +146,7 @@ describe("removing zeroed channels leaves the output unchanged", () => {
     const attention = new Map(model.namedModules()).get(a) as Attention;
     assert.equal(attention.heads, 4);
     assert.equal(attention.scale, 0.25);
-    const { scores } = zeroAndRemove(unetCase(model, `${a}.to_q`, members, remove));
+    const { scores } = zeroAndRemove(unetCase(model, `${a}.to_v`, members, remove));
     assert.equal(scores.length, 64);
     assert.equal(attention.heads, 4);
     assert.equal(attention.scale, 0.25, "the scale of the original head dim");
@@ -155,8 +155,8 @@ describe("removing zeroed channels leaves the output unchanged", () => {
 
     // 64 - floor(64 * 0.875) = 8, two in each head: prune picks the zeroed ones
     const fresh = UNet2DModel.fromPretrained(fixture("unet-tiny"));
-    zeroMembers(unetCase(fresh, `${a}.to_q`, members, remove));
-    pruneMatches(fresh, unetForward(fresh), `${a}.to_q`, 0.125, model.stateDict());
+    zeroMembers(unetCase(fresh, `${a}.to_v`, members, remove));
+    pruneMatches(fresh, unetForward(fresh), `${a}.to_v`, 0.125, model.stateDict());
   });
 
   describe("a conv net with a residual add and a skip concat", () => {
@@ -241,7 +241,7 @@ describe("removing zeroed channels leaves the output unchanged", () => {
       for (const p of plan) zeroMembers(netCase(model, p.root, p.members, p.remove));
       const before = torch.noGrad(() => model.forward(x));
       const graph = DependencyGraph.build(model, () => model.forward(x.narrow(0, 0, 1)));
-      const groups = pruningGroups(graph);
+      const groups = [...pruningGroups(graph)];
       removeChannels(
         graph,
         plan.map((p) => ({ group: groups.find((g) => g.root.name === p.root)!, remove: p.remove })),
