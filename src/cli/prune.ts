@@ -6,7 +6,19 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../io/index.js";
-import { CRITERIA, drawCalibration, loadCalibration, needsGradients, pruneUNet, checkCriterion, type Calibration, type UNetPruneReport } from "../pruning/index.js";
+import {
+  CRITERIA,
+  IMPORTANCE_VARIANTS,
+  checkCriterion,
+  checkImportanceVariant,
+  drawCalibration,
+  loadCalibration,
+  needsGradients,
+  pruneUNet,
+  type Calibration,
+  type ImportanceVariant,
+  type UNetPruneReport,
+} from "../pruning/index.js";
 import { fraction, nonNegativeInt, positiveInt } from "./args.js";
 import { formatCount } from "./count.js";
 import { loadModelSource, type ModelSourceArgs } from "./model-source.js";
@@ -25,6 +37,7 @@ export interface PruneArgs extends ModelSourceArgs {
   ignore?: string;
   iterativeSteps: number;
   pruneHeads?: boolean;
+  importance?: string;
   out: string;
   json?: boolean;
 }
@@ -33,6 +46,7 @@ export const PRUNING_FILE = "pruning.json";
 
 export interface PruningRecord {
   method: string;
+  importance: ImportanceVariant;
   ratio: number;
   global: boolean;
   round_to: number | null;
@@ -47,6 +61,8 @@ export interface PruningRecord {
   macs: { before: number; after: number };
   layers: UNetPruneReport["layers"];
   kept_whole: UNetPruneReport["kept"];
+  /** Groups in the order they were pruned, with the root's channels each removed (Torch-Pruning's pruning history). */
+  history: UNetPruneReport["history"];
   diff_pruning: { thr: number | null; losses: number[]; t_prime: number; timesteps: number } | null;
   seconds: number;
 }
@@ -82,6 +98,7 @@ export function pruneAction(args: PruneArgs): PruningRecord {
       ignoredLayers: ignored,
       iterativeSteps: args.iterativeSteps,
       pruneHeads: args.pruneHeads ?? false,
+      importance: checkImportanceVariant(args.importance ?? "diffusers"),
       onGradientStep: (t, loss) => progress.update(t + 1, `loss ${loss.toFixed(4)}`),
     });
     mkdirSync(args.out, { recursive: true });
@@ -95,6 +112,7 @@ export function pruneAction(args: PruneArgs): PruningRecord {
   const g = report.gradients;
   const record: PruningRecord = {
     method: criterion,
+    importance: report.importance,
     ratio: args.ratio,
     global: report.global,
     round_to: args.roundTo ?? null,
@@ -109,6 +127,7 @@ export function pruneAction(args: PruneArgs): PruningRecord {
     macs: { before: report.before.macs, after: report.after.macs },
     layers: report.layers,
     kept_whole: report.kept,
+    history: report.history,
     diff_pruning: g ? { thr: g.thr, losses: g.losses, t_prime: g.tPrime, timesteps: g.timesteps } : null,
     seconds: (Date.now() - start) / 1000,
   };
@@ -148,6 +167,11 @@ export function registerPrune(program: Command): void {
     .option("--ignore <names>", "comma-separated module paths whose output channels stay (the output conv always stays)")
     .option("--iterative-steps <n>", "prune in n steps of growing ratio", positiveInt, 1)
     .option("--prune-heads", "multi-head attention loses whole heads instead of channels in every head")
+    .option(
+      "--importance <variant>",
+      `taylor/diff-pruning scores: ${IMPORTANCE_VARIANTS.join(" or ")} (diffusers: ddpm_prune.py, the default; ddpm-exp: the DDPM-codebase variant behind the paper's CIFAR-10/CelebA tables)`,
+      "diffusers",
+    )
     .requiredOption("--out <dir>", "folder for the pruned model and pruning.json")
     .option("--json", "print pruning.json's summary as JSON")
     .action((args: PruneArgs) => {

@@ -14,13 +14,18 @@ export interface GradientOptions {
   noise: Tensor;
   /** The training schedule (add_noise and its number of timesteps). */
   scheduler: BaseScheduler;
-  /** Stop after the first t whose loss < thr * max loss so far; null runs every timestep. */
+  /** Stop at the first t whose loss < thr * max loss so far; null runs every timestep. */
   thr: number | null;
+  /**
+   * Whether that t's gradient is left out: ddpm_prune.py (diffusers codebase, the default)
+   * back-propagates before it tests the loss; ddpm_exp/prune.py (DDPM codebase) tests first.
+   */
+  stopBeforeBackward?: boolean;
   onStep?: (t: number, loss: number, total: number) => void;
 }
 
 export interface GradientReport {
-  /** The loss at t = 0, 1, ... up to T'. */
+  /** The loss at t = 0, 1, ... up to the step that stopped the loop (T', or T' + 1 when it stopped before that step's backward). */
   losses: number[];
   /** The last timestep whose gradient was accumulated. */
   tPrime: number;
@@ -31,7 +36,7 @@ export interface GradientReport {
 
 /** Accumulates d(loss_t)/d(weights) into every parameter's .grad (zeroed first); the model is put in eval mode. */
 export function accumulateGradients(model: UNet2DModel, options: GradientOptions): GradientReport {
-  const { images, noise, scheduler, thr, onStep } = options;
+  const { images, noise, scheduler, thr, onStep, stopBeforeBackward = false } = options;
   if (images.ndim !== 4 || images.shape.join() !== noise.shape.join())
     throw new Error(`calibration images [${images.shape.join(", ")}] and noise [${noise.shape.join(", ")}] must both be [B, C, H, W] of one shape`);
   const c = model.config;
@@ -45,17 +50,22 @@ export function accumulateGradients(model: UNet2DModel, options: GradientOptions
   const losses: number[] = [];
   let max = 0;
   let t = 0;
+  let stopped = false;
   for (; t < total; t++) {
     const loss = torch.tidy(() => {
       const l = denoisingLoss(model, scheduler, images, noise, torch.full([images.shape[0]!], t, { dtype: "int64" }));
-      l.backward();
-      return l.item();
+      const value = l.item();
+      if (thr !== null) {
+        if (value > max) max = value;
+        stopped = value < max * thr;
+      }
+      if (!(stopped && stopBeforeBackward)) l.backward();
+      return value;
     });
     losses.push(loss);
     onStep?.(t, loss, total);
-    if (thr === null) continue;
-    if (loss > max) max = loss;
-    if (loss < max * thr) break;
+    if (stopped) break;
   }
-  return { losses, tPrime: Math.min(t, total - 1), timesteps: total, thr };
+  const last = stopped && stopBeforeBackward ? t - 1 : t;
+  return { losses, tPrime: Math.min(last, total - 1), timesteps: total, thr };
 }

@@ -2,7 +2,7 @@
 // MAC/param counter; Diff-Pruning's gradient loop over the informative timesteps.
 export { DependencyGraph, type Layer, type NormConstraint, type Slot } from "./graph.js";
 export { groupOf, pruningGroups, isIgnored, type GroupMember, type PruningGroup } from "./groups.js";
-export { CRITERIA, checkCriterion, needsGradients, Importance, type Criterion } from "./importance.js";
+export { CRITERIA, IMPORTANCE_VARIANTS, checkCriterion, checkImportanceVariant, needsGradients, Importance, type Criterion, type ImportanceVariant } from "./importance.js";
 export { prune, removeChannels, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
 export { countOpsAndParams, type Cost, type LayerCost } from "./count.js";
 export { accumulateGradients, type GradientOptions, type GradientReport } from "./gradients.js";

@@ -6,7 +6,7 @@ import type { Tensor } from "../torch/index.js";
 import { Conv2d, type Module } from "../nn/index.js";
 import { DependencyGraph } from "./graph.js";
 import { groupOf, pruningGroups, type PruningGroup } from "./groups.js";
-import { checkCriterion, Importance, type Criterion } from "./importance.js";
+import { checkCriterion, checkImportanceVariant, Importance, type Criterion, type ImportanceVariant } from "./importance.js";
 
 export interface PruneOptions {
   criterion: Criterion;
@@ -29,6 +29,8 @@ export interface PruneOptions {
    * channels in every head; the attention module's `heads` follows.
    */
   pruneHeads?: boolean;
+  /** The gradient criteria's importance: "diffusers" (ddpm_prune.py, default) or "ddpm-exp". */
+  importance?: ImportanceVariant;
   /** Runs before each step's scoring: gradient criteria accumulate their gradients here. */
   prepare?: (step: number) => void;
 }
@@ -59,6 +61,7 @@ const argsortAscending = (xs: ArrayLike<number>, from: number, to: number): numb
 
 function checkOptions(model: Module, o: PruneOptions): void {
   checkCriterion(o.criterion);
+  checkImportanceVariant(o.importance ?? "diffusers");
   if (!(o.ratio >= 0 && o.ratio < 1)) throw new RangeError(`pruning ratio must be in [0, 1), got ${o.ratio}`);
   const maxRatio = o.maxRatio ?? 1;
   if (!(maxRatio > 0 && maxRatio <= 1)) throw new RangeError(`max ratio must be in (0, 1], got ${maxRatio}`);
@@ -270,7 +273,7 @@ export function prune(model: Module, options: PruneOptions): PruneResult {
     if (step > 1) graph = DependencyGraph.build(model, forward);
     const target = Math.min((ratio * step) / steps, options.maxRatio ?? 1);
     if (target > 0) options.prepare?.(step);
-    const importance = new Importance(criterion, graph);
+    const importance = new Importance(criterion, graph, options.importance ?? "diffusers");
     const prunable = (g: PruningGroup): boolean => g.blocked === null && g.channels > 1;
     kept = [];
     groupCount = 0;

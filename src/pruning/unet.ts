@@ -7,7 +7,7 @@ import type { BaseScheduler } from "../diffusion/index.js";
 import { accumulateGradients, type GradientReport } from "./gradients.js";
 import type { Calibration } from "./calibration.js";
 import { countOpsAndParams } from "./count.js";
-import { checkCriterion, needsGradients, type Criterion } from "./importance.js";
+import { checkCriterion, needsGradients, type Criterion, type ImportanceVariant } from "./importance.js";
 import { prune, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
 import { reinitialize } from "./reinit.js";
 
@@ -24,6 +24,7 @@ export interface UNetPruneOptions extends Omit<PruneOptions, "forward" | "prepar
 
 export interface UNetPruneReport {
   method: Criterion;
+  importance: ImportanceVariant;
   ratio: number;
   global: boolean;
   before: { params: number; macs: number };
@@ -56,7 +57,13 @@ export function pruneUNet(model: UNet2DModel, options: UNetPruneOptions): UNetPr
     forward,
     prepare: needsGradients(criterion)
       ? () => {
-          gradients = accumulateGradients(model, { ...calibration!, scheduler, thr: criterion === "diff-pruning" ? thr : null, ...(onGradientStep ? { onStep: onGradientStep } : {}) });
+          gradients = accumulateGradients(model, {
+            ...calibration!,
+            scheduler,
+            thr: criterion === "diff-pruning" ? thr : null,
+            stopBeforeBackward: rest.importance === "ddpm-exp",
+            ...(onGradientStep ? { onStep: onGradientStep } : {}),
+          });
         }
       : undefined,
   });
@@ -65,6 +72,7 @@ export function pruneUNet(model: UNet2DModel, options: UNetPruneOptions): UNetPr
   const after = countOpsAndParams(model, forward);
   return {
     method: criterion,
+    importance: options.importance ?? "diffusers",
     ratio: options.ratio,
     global: options.global ?? false,
     before: { params: before.params, macs: before.macs },

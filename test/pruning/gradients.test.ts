@@ -75,6 +75,15 @@ describe("accumulateGradients: the timestep loop", () => {
     assert.ok(Math.abs(g - 2 * sumSquares(8)) < 1e-4, `p.grad = ${g}, expected 2 * sum_{t<=8} v_t^2 = ${2 * sumSquares(8)}`);
   });
 
+  test("stopBeforeBackward (ddpm_exp): stops at t = 8 without its gradient, T' = 7", () => {
+    const s = stub();
+    const report = accumulateGradients(s.model, { images, noise, scheduler, thr: 0.05, stopBeforeBackward: true });
+    assert.equal(report.tPrime, 7);
+    assert.deepEqual(report.losses, V.slice(0, 9).map((v) => v * v), "the stopping step's loss is still reported");
+    const g = s.p.grad!.item();
+    assert.ok(Math.abs(g - 2 * sumSquares(7)) < 1e-4, `p.grad = ${g}, expected 2 * sum_{t<=7} v_t^2 = ${2 * sumSquares(7)}`);
+  });
+
   test("thr 0.5 stops at the first loss below half the max so far (t = 4)", () => {
     const s = stub();
     const report = accumulateGradients(s.model, { images, noise, scheduler, thr: 0.5 });

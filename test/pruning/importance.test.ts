@@ -207,4 +207,19 @@ describe("importance of a group a GroupNorm normalises", () => {
     setGrads(net, 5);
     assertClose(new Importance("diff-pruning", graph).of(group), expectedScores("diff-pruning", 4, slots), 1e-5, "diff-pruning");
   });
+
+  test("ddpm-exp: sum over conv members of (w*g)^2 per channel plus |w*g| of the norm's weight, no mean, no normaliser", () => {
+    setGrads(net, 9);
+    const perChannel = (weight: Tensor, dim: 0 | 1, j: number): number => {
+      const w = along(weight.toArray(), weight.shape, dim, j);
+      const g = along(weight.grad!.toArray(), weight.shape, dim, j);
+      return w.reduce((s, v, i) => s + (v * g[i]!) ** 2, 0);
+    };
+    const nw = net.norm.param("weight");
+    const normTerm = nw.toArray().map((v, j) => Math.abs(v * nw.grad!.toArray()[j]!));
+    const expected = Array.from({ length: 4 }, (_, j) => perChannel(net.conv1.weight, 0, j) + perChannel(net.conv2.weight, 1, j) + normTerm[j]!);
+    for (const c of ["taylor", "diff-pruning"] as const) assertClose(new Importance(c, graph, "ddpm-exp").of(group), expected, 1e-5, `${c} ddpm-exp`);
+    // magnitude has no ddpm-exp form: the diffusers formula stays
+    assertClose(new Importance("magnitude", graph, "ddpm-exp").of(group), new Importance("magnitude", graph).of(group), 0, "magnitude");
+  });
 });
