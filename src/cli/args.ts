@@ -34,3 +34,10 @@ export function oneOf<T extends string>(...choices: T[]): (value: string) => T {
     return value as T;
   };
 }
+
+/** --skip's help, shared by sample, eval and demo. */
+export const SKIP_HELP =
+  "DDIM timesteps: uniform or quad = the paper's sampler (Diff-Pruning's ddpm_sample.py: round(i(T-1)/(n-1)) or " +
+  "round(i^2(T-1)/(n-1)^2), each step to t - T//n; needs 2+ steps); leading, linspace, trailing = diffusers' " +
+  "timestep_spacing; config = the model folder's timestep_spacing; ddim-quad = the DDIM codebase's " +
+  "int(linspace(0, sqrt(0.8T), n)^2), each step to the next entry";

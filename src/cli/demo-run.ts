@@ -9,7 +9,7 @@ import * as torch from "../torch/index.js";
 import { encodePng, loadFile, makeGrid, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
 import { openDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
-import { generate, samplingScheduler } from "../diffusion/index.js";
+import { generate, samplingScheduler, type SkipType } from "../diffusion/index.js";
 import { countOpsAndParams, drawCalibration, saveCalibration, unetForward } from "../pruning/index.js";
 import { ClassifierExtractor, compareSamples, datasetStats, fid, measureLatency, quantize8bit, type GaussianStats } from "../metrics/index.js";
 import { renderReport, type ReportRow } from "../report/index.js";
@@ -35,6 +35,8 @@ export interface DemoOptions {
   lr: number;
   numSamples: number;
   samplingSteps: number;
+  /** DDIM's timesteps; "uniform" is the paper's sampler. */
+  skip: SkipType;
   latencyRepeats: number;
   seed: number;
 }
@@ -57,7 +59,7 @@ export interface DemoRow {
 
 export interface DemoMetrics {
   options: DemoOptions;
-  sampler: { scheduler: "ddim"; eta: 0; steps: number; num_samples: number };
+  sampler: { scheduler: "ddim"; eta: 0; steps: number; skip: SkipType; num_samples: number };
   rows: DemoRow[];
   diff_pruning: { thr: number | null; losses: number[]; t_prime: number; timesteps: number } | null;
 }
@@ -77,7 +79,8 @@ const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, "utf8")) 
 function checkRunFolder(o: DemoOptions): void {
   const file = join(o.out, "demo.json");
   if (existsSync(file)) {
-    const saved = readJson<DemoOptions>(file);
+    // Run folders from before --skip were sampled with diffusers' leading spacing.
+    const saved: Partial<DemoOptions> = { skip: "leading", ...readJson<Partial<DemoOptions>>(file) };
     const differs = (Object.keys(o) as (keyof DemoOptions)[]).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(o[k]));
     if (differs.length > 0)
       throw new Error(`${o.out} holds a demo run with other options (${differs.join(", ")}); continue it with the same options, or give another --out`);
@@ -158,6 +161,7 @@ function sample(o: DemoOptions, name: string): void {
     const raw = generate(model, samplingScheduler(scheduler, "ddim"), noise, {
       numInferenceSteps: o.samplingSteps,
       eta: 0,
+      skip: o.skip,
       batchSize: 64,
       onStep: (done, total) => {
         progress.total = total;
@@ -256,13 +260,13 @@ export function writeReport(o: DemoOptions, metrics: DemoMetrics, records: Map<s
     : null;
   const html = renderReport({
     title: "Diff-Pruning: pruned and fine-tuned models against the pretrained one",
-    subtitle: `${displayPath(o.model)} on ${o.data}, ratio ${o.ratio}, ${o.finetuneSteps} fine-tuning steps at batch ${o.batchSize}; ${o.numSamples} samples, DDIM ${o.samplingSteps} steps from the same noise`,
+    subtitle: `${displayPath(o.model)} on ${o.data}, ratio ${o.ratio}, ${o.finetuneSteps} fine-tuning steps at batch ${o.batchSize}; ${o.numSamples} samples, DDIM ${o.samplingSteps} steps (skip ${o.skip}) from the same noise`,
     rows,
     diffPruning: metrics.diff_pruning ? { losses: metrics.diff_pruning.losses, thr: metrics.diff_pruning.thr ?? 0, tPrime: metrics.diff_pruning.t_prime } : null,
     layers,
     notes: [
       "FID: Frechet distance of the shipped Fashion-MNIST classifier's features (not Inception), samples vs the training set.",
-      "SSIM: against the pretrained model's samples from the same initial noise (DDIM, eta 0), images in [0, 1].",
+      `SSIM: against the pretrained model's samples from the same initial noise (DDIM, eta 0, skip ${o.skip}${o.skip === "uniform" || o.skip === "quad" ? ": the paper's sampler" : ""}), images in [0, 1].`,
       "Latency: median ms per UNet evaluation at batch 1 on this machine; speed-up = pretrained / pruned.",
       `MACs per image by Torch-Pruning's counting rules. Command: diffprune demo --out ${o.out}`,
     ],
@@ -301,7 +305,7 @@ export function runDemo(o: DemoOptions): DemoMetrics {
   }
 
   const names = [PRETRAINED, ...o.methods];
-  stage(4, `sampling ${names.length} models from the same noise (DDIM, ${o.samplingSteps} steps)`);
+  stage(4, `sampling ${names.length} models from the same noise (DDIM, ${o.samplingSteps} steps, skip ${o.skip})`);
   for (const name of names) sample(o, name);
 
   stage(5, "measuring: FID, SSIM against the pretrained samples, params, MACs, latency");
@@ -310,7 +314,7 @@ export function runDemo(o: DemoOptions): DemoMetrics {
 
   stage(6, "report");
   const dp = records.get("diff-pruning")?.diff_pruning ?? null;
-  const metrics: DemoMetrics = { options: o, sampler: { scheduler: "ddim", eta: 0, steps: o.samplingSteps, num_samples: o.numSamples }, rows, diff_pruning: dp };
+  const metrics: DemoMetrics = { options: o, sampler: { scheduler: "ddim", eta: 0, steps: o.samplingSteps, skip: o.skip, num_samples: o.numSamples }, rows, diff_pruning: dp };
   writeJsonAtomic(join(o.out, "metrics.json"), metrics);
   writeReport(o, metrics, records);
   return metrics;

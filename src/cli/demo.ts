@@ -4,7 +4,8 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { packageRoot } from "../io/index.js";
 import { CRITERIA } from "../pruning/index.js";
-import { fraction, nonNegativeInt, positiveInt, positiveNumber } from "./args.js";
+import { SKIP_TYPES, type SkipType } from "../diffusion/index.js";
+import { fraction, nonNegativeInt, oneOf, positiveInt, positiveNumber, SKIP_HELP } from "./args.js";
 import { formatTable, runDemo, type DemoOptions } from "./demo-run.js";
 
 /** The shipped model. */
@@ -33,6 +34,7 @@ interface DemoArgs {
   lr: number;
   numSamples?: number;
   samplingSteps?: number;
+  skip: SkipType;
   calibBatch?: number;
   seed: number;
 }
@@ -44,6 +46,9 @@ export function demoOptions(args: DemoArgs): DemoOptions {
     if (m !== "scratch" && !(CRITERIA as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" in --methods: use ${[...CRITERIA, "scratch"].join(", ")}`);
   }
   if (methods.length === 0) throw new Error(`--methods is empty: name at least one of ${[...CRITERIA, "scratch"].join(", ")}`);
+  const samplingSteps = args.samplingSteps ?? budget.samplingSteps;
+  if (samplingSteps < 2 && (args.skip === "uniform" || args.skip === "quad"))
+    throw new Error(`--skip ${args.skip} (the paper's sampler) needs --sampling-steps 2 or more; for one step use --skip leading`);
   return {
     model: args.model,
     data: args.data,
@@ -56,7 +61,8 @@ export function demoOptions(args: DemoArgs): DemoOptions {
     batchSize: args.batchSize ?? budget.batchSize,
     lr: args.lr,
     numSamples: args.numSamples ?? budget.numSamples,
-    samplingSteps: args.samplingSteps ?? budget.samplingSteps,
+    samplingSteps,
+    skip: args.skip,
     latencyRepeats: args.full ? 9 : 5,
     seed: args.seed,
   };
@@ -78,6 +84,7 @@ export function registerDemo(program: Command): void {
     .option("--lr <x>", "fine-tuning learning rate (cosine decay after warm-up)", positiveNumber, 2e-4)
     .option("--num-samples <n>", "samples per model for FID and SSIM", positiveInt)
     .option("--sampling-steps <n>", "DDIM steps", positiveInt)
+    .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
     .option("--calib-batch <n>", "calibration images for the gradient criteria", positiveInt)
     .option("--seed <n>", "seed of the noise, the calibration draw and the fine-tuning", nonNegativeInt, 0)
     .action((args: DemoArgs) => {

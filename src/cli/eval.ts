@@ -6,9 +6,9 @@ import type { Command } from "commander";
 import { writeJsonAtomic } from "../io/index.js";
 import { openDataset } from "../data/index.js";
 import { resolveModelFolder, UNet2DModel } from "../models/index.js";
-import { DDPMScheduler, loadScheduler, type SkipType } from "../diffusion/index.js";
+import { DDPMScheduler, loadScheduler, SKIP_TYPES, type SkipType } from "../diffusion/index.js";
 import { ClassifierExtractor, evaluate, InceptionExtractor, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
-import { nonNegativeInt, oneOf, positiveInt } from "./args.js";
+import { nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 import { initialNoise } from "./sample.js";
 
@@ -137,7 +137,7 @@ export function registerEval(program: Command): void {
     .option("--latency", "milliseconds per UNet evaluation, and the speed-up over the reference")
     .option("--num <n>", "samples for FID and SSIM", positiveInt, 1000)
     .option("--steps <n>", "DDIM steps (eta 0)", positiveInt, 100)
-    .option("--skip <type>", "DDIM timestep skip: uniform or quad", oneOf<SkipType>("uniform", "quad"), "uniform")
+    .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
     .option("--seed <n>", "seed of the initial noise", nonNegativeInt, 0)
     .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W] (overrides --num, --seed)")
     .option("--batch-size <n>", "images denoised at once", positiveInt, 64)

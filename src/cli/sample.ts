@@ -5,8 +5,8 @@ import type { Command } from "commander";
 import * as torch from "../torch/index.js";
 import { imageFromTensor, loadFile, makeGrid, saveFile, writePng } from "../io/index.js";
 import { resolveModelFolder, UNet2DModel } from "../models/index.js";
-import { DDPMScheduler, generate, loadScheduler, samplingScheduler, type SchedulerName, type SkipType } from "../diffusion/index.js";
-import { fraction, nonNegativeInt, oneOf, positiveInt } from "./args.js";
+import { DDPMScheduler, generate, loadScheduler, samplingScheduler, SKIP_TYPES, type SchedulerName, type SkipType } from "../diffusion/index.js";
+import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 
 interface SampleArgs {
@@ -73,7 +73,7 @@ export function registerSample(program: Command): void {
     .option("--scheduler <name>", "ddim or ddpm", oneOf<SchedulerName>("ddim", "ddpm"), "ddim")
     .option("--steps <n>", "inference steps (default: 100 for ddim, all for ddpm)", positiveInt)
     .option("--eta <x>", "DDIM eta (0: deterministic)", fraction(true), 0)
-    .option("--skip <type>", "DDIM timestep skip: uniform or quad", oneOf<SkipType>("uniform", "quad"), "uniform")
+    .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
     .option("--num <n>", "number of images", positiveInt, 16)
     .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
     .option("--seed <n>", "random seed", nonNegativeInt, 0)

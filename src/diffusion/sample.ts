@@ -11,7 +11,7 @@ export interface GenerateOptions {
   numInferenceSteps?: number;
   /** DDIM's eta: 0 is deterministic. */
   eta?: number;
-  /** DDIM's timestep skip: uniform ("leading" spacing) or the DDIM codebase's quad. */
+  /** DDIM's timesteps (see SkipType); default "uniform", the paper's sampler. */
   skip?: SkipType;
   /** Images denoised at once (memory); default 64. */
   batchSize?: number;

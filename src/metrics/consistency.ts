@@ -1,7 +1,7 @@
 // Consistency (Diff-Pruning's SSIM figure): the same initial noise through two models with the
-// deterministic DDIM sampler (eta 0), and how alike their images come out. SSIM is taken on
-// images mapped from [-1, 1] to [0, 1] and clamped (what a saved PNG holds), with data_range 1;
-// MSE on the same [0, 1] images.
+// deterministic DDIM sampler (eta 0; by default the paper's, skip "uniform"), and how alike their
+// images come out. SSIM is taken on images mapped from [-1, 1] to [0, 1] and clamped (what a
+// saved PNG holds), with data_range 1; MSE on the same [0, 1] images.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import type { UNet2DModel } from "../models/index.js";
@@ -31,6 +31,7 @@ export function compareSamples(a: Tensor, b: Tensor): Consistency {
 export interface ConsistencyOptions {
   /** DDIM steps; default 100. */
   steps?: number;
+  /** DDIM's timesteps (see SkipType); default "uniform", the paper's sampler. */
   skip?: SkipType;
   /** Images denoised at once; default 64. */
   batchSize?: number;

@@ -21,6 +21,7 @@ export interface EvaluateOptions {
   noise?: Tensor;
   /** DDIM steps; default 100. */
   steps?: number;
+  /** DDIM's timesteps (see SkipType); default "uniform", the paper's sampler. */
   skip?: SkipType;
   /** Images denoised at once; default 64. */
   batchSize?: number;

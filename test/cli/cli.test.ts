@@ -58,6 +58,8 @@ describe("bad input", () => {
     ["an unreadable dataset", ["train", "--config", fixture("unet-tiny", "config.json"), "--data", "folder:" + join(scratch, "none"), "--out", join(scratch, "o6"), "--steps", "1"], /cannot read dataset/],
     ["an unknown dataset", ["train", "--config", fixture("unet-tiny", "config.json"), "--data", "mnist", "--out", join(scratch, "o7"), "--steps", "1"], /unknown dataset spec "mnist"/],
     ["a missing config", ["train", "--config", join(scratch, "none.json"), "--data", "fashion-mnist", "--out", join(scratch, "o8")], /cannot read --config/],
+    ["an unknown --skip", ["sample", "--model", fixture("unet-tiny"), "--skip", "cubic", "--out", join(scratch, "o9")], /expected one of uniform, quad, leading, linspace, trailing, config, ddim-quad/],
+    ["one step with the paper's sampler", ["sample", "--model", fixture("unet-tiny"), "--steps", "1", "--num", "1", "--out", join(scratch, "o10")], /skip "uniform" needs at least 2 inference steps.*use skip "leading"/],
   ];
   for (const [what, args, message] of cases) {
     test(what, () => {
@@ -71,6 +73,6 @@ describe("bad input", () => {
   }
 
   test("nothing half-written on failure", () => {
-    for (const o of ["o1", "o2", "o3", "o4", "o5"]) assert.ok(!existsSync(join(scratch, o, "samples.safetensors")), o);
+    for (const o of ["o1", "o2", "o3", "o4", "o5", "o9", "o10"]) assert.ok(!existsSync(join(scratch, o, "samples.safetensors")), o);
   });
 });

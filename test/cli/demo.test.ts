@@ -81,7 +81,8 @@ describe("diffprune demo", () => {
   });
 
   test("metrics.json holds every row, and report.html shows the same numbers", () => {
-    const metrics = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as { rows: Row[]; diff_pruning: { t_prime: number; losses: number[] } };
+    const metrics = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as { rows: Row[]; sampler: { steps: number; skip: string }; diff_pruning: { t_prime: number; losses: number[] } };
+    assert.deepEqual([metrics.sampler.steps, metrics.sampler.skip], [2, "uniform"], "the paper's sampler by default");
     assert.deepEqual(metrics.rows.map((r) => r.name), ["pretrained", "diff-pruning", "magnitude", "scratch"]);
     const [pre, dp, mag, scratchRow] = metrics.rows as [Row, Row, Row, Row];
     assert.ok(dp.params < pre.params && dp.macs < pre.macs);
@@ -110,6 +111,7 @@ describe("diffprune demo", () => {
       ["unreadable dataset", ["--data", `folder:${join(scratch, "nothing")}`], /cannot read dataset|no such|not found/i],
       ["invalid ratio", ["--ratio", "1.5"], /expected a number in \[0, 1\)/],
       ["unknown method", ["--methods", "magnitude,best"], /unknown method "best"/],
+      ["one sampling step with the paper's sampler", ["--sampling-steps", "1"], /--skip uniform \(the paper's sampler\) needs --sampling-steps 2 or more/],
     ];
     for (const [what, extra, message] of cases) {
       const dir = join(scratch, `bad-${what.replace(/ /g, "-")}`);

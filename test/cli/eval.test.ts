@@ -77,7 +77,7 @@ describe("diffprune eval", () => {
 describe("diffprune eval without metric flags", () => {
   test("does all that apply: SSIM and latency with a reference; no FID for 16x16 images the classifier cannot take", () => {
     const out = join(scratch, "all.json");
-    evalAction({ model: fixture("unet-tiny"), reference: fixture("unet-tiny"), num: 2, steps: 1, skip: "uniform", seed: 0, batchSize: 64, data: "fashion-mnist", extractor: "classifier", latencyBatch: 2, repeats: 1, out });
+    evalAction({ model: fixture("unet-tiny"), reference: fixture("unet-tiny"), num: 2, steps: 2, skip: "uniform", seed: 0, batchSize: 64, data: "fashion-mnist", extractor: "classifier", latencyBatch: 2, repeats: 1, out });
     const m = readMetrics(out);
     assert.equal(m.fid, null);
     assert.equal(m.ssim!.num_samples, 2);
@@ -95,7 +95,7 @@ describe("diffprune eval: bad requests", () => {
   });
 
   // The rest in-process: the same action, without a process start each.
-  const base = { num: 1, steps: 1, skip: "uniform", seed: 0, batchSize: 64, data: "fashion-mnist", extractor: "classifier", latencyBatch: 2, repeats: 1 } as const;
+  const base = { num: 1, steps: 2, skip: "uniform", seed: 0, batchSize: 64, data: "fashion-mnist", extractor: "classifier", latencyBatch: 2, repeats: 1 } as const;
   const cases: [string, Partial<Parameters<typeof evalAction>[0]>, RegExp][] = [
     ["the classifier on 16x16 images", { model: fixture("unet-tiny"), fid: true }, /takes 1x32x32 images but the model makes 1x16x16: use --extractor inception/],
     ["Inception without weights", { model: fixture("unet-tiny"), fid: true, extractor: "inception" }, /needs --inception-weights FILE/],

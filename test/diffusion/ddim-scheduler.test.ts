@@ -25,8 +25,9 @@ describe("DDIMScheduler", () => {
 
   test("with the true noise, eta 0 lands on sqrt(acp_prev) x0 + sqrt(1 - acp_prev) noise", () => {
     s.setTimesteps(10);
-    assert.deepEqual(s.timesteps, [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
-    for (const [t, prevT] of [[900, 800], [500, 400], [100, 0]] as const) {
+    assert.deepEqual(s.timesteps, [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]);
+    // The paper's sampler steps from t to t - 100, not to the next entry.
+    for (const [t, prevT] of [[999, 899], [555, 455], [111, 11]] as const) {
       torch.tidy(() => {
         const { prevSample, predOriginalSample } = s.step(tensorOf(noise, shape), t, noisyAt(s, t));
         assertClose(predOriginalSample, x0, 1e-4, `x0 at t=${t}`);
@@ -42,9 +43,9 @@ describe("DDIMScheduler", () => {
     assertClose(s0.step(tensorOf(noise, shape), 0, noisyAt(s0, 0)).prevSample, Array.from(x0, (v, i) => Math.sqrt(a0) * v + Math.sqrt(1 - a0) * noise[i]!), 1e-5);
   });
 
-  test("quad skip: the previous timestep is the next entry of the list", () => {
+  test("ddim-quad skip: the previous timestep is the next entry of the list", () => {
     const q = new DDIMScheduler();
-    q.setTimesteps(10, { skip: "quad" });
+    q.setTimesteps(10, { skip: "ddim-quad" });
     assert.deepEqual(q.timesteps, [800, 632, 483, 355, 246, 158, 88, 39, 9, 0]);
     assert.equal(q.previousTimestep(800), 632);
     assert.equal(q.previousTimestep(9), 0);
@@ -53,21 +54,21 @@ describe("DDIMScheduler", () => {
     assertClose(q.step(tensorOf(noise, shape), 800, noisyAt(q, 800)).prevSample, Array.from(x0, (v, i) => Math.sqrt(ap) * v + Math.sqrt(1 - ap) * noise[i]!), 1e-4);
   });
 
-  test("evenly spaced schedules step from t to t - T // n, as diffusers does, whatever the spacing", () => {
+  test("diffusers' spacings step from t to t - T // n, as diffusers does, whatever the spacing", () => {
     const lin = new DDIMScheduler({ timestep_spacing: "linspace" });
-    lin.setTimesteps(10);
+    lin.setTimesteps(10, { skip: "config" });
     assert.deepEqual(lin.timesteps, [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]);
     assert.equal(lin.previousTimestep(999), 899);
     assert.equal(lin.previousTimestep(111), 11);
     const off = new DDIMScheduler({ steps_offset: 1 });
-    off.setTimesteps(10);
+    off.setTimesteps(10, { skip: "leading" });
     assert.deepEqual([off.timesteps[0], off.previousTimestep(901), off.previousTimestep(1)], [901, 801, -99]);
   });
 
   test("eta 1 is DDPM's posterior step (fixed_small), given the same noise", () => {
     const ddim = new DDIMScheduler({ clip_sample: false });
     const ddpm = new DDPMScheduler({ clip_sample: false });
-    ddim.setTimesteps(10);
+    ddim.setTimesteps(10, { skip: "leading" });
     ddpm.setTimesteps(10);
     const xt = tensorOf(normals(n, 14), shape);
     const eps = tensorOf(normals(n, 15), shape);
@@ -78,12 +79,15 @@ describe("DDIMScheduler", () => {
     assert.ok(torch.sub(a, c).abs().max().item() > 0.05, "eta 1 differs from eta 0");
   });
 
-  /** The DDIM loop in float64 with clip_sample, for the stand-in model eps(x, t) = c x. */
-  function referenceLoop(timesteps: number[], init: Float64Array, c: number, eta: number, zs: Float64Array[]): number[] {
+  /**
+   * The DDIM loop in float64 with clip_sample, for the stand-in model eps(x, t) = c x; each step
+   * goes to t - 1000 // n, or with `toNextEntry` to the next entry of the list.
+   */
+  function referenceLoop(timesteps: number[], toNextEntry: boolean, init: Float64Array, c: number, eta: number, zs: Float64Array[]): number[] {
     let x = Array.from(init);
     timesteps.forEach((t, k) => {
       const a = acp[t]!;
-      const prevT = timesteps[k + 1] ?? -1;
+      const prevT = toNextEntry ? (timesteps[k + 1] ?? -1) : t - Math.floor(1000 / timesteps.length);
       const ap = prevT >= 0 ? acp[prevT]! : 1;
       const sigma = eta * Math.sqrt(((1 - ap) / (1 - a)) * (1 - a / ap));
       x = x.map((xi, i) => {
@@ -105,19 +109,20 @@ describe("DDIMScheduler", () => {
     return x;
   }
 
-  for (const skip of ["uniform", "quad"] as SkipType[]) {
+  for (const skip of ["uniform", "quad", "leading", "trailing", "ddim-quad"] as SkipType[]) {
     test(`the full ${skip} loop with a stand-in model equals the float64 DDIM loop`, () => {
       const d = new DDIMScheduler();
       d.setTimesteps(10, { skip });
       const init = normals(n, 16);
       const out = loop(d, tensorOf(init, shape), 0.3);
-      assertClose(out, referenceLoop(d.timesteps, init, 0.3, 0, []), 1e-4);
+      const toNextEntry = skip === "ddim-quad";
+      assertClose(out, referenceLoop(d.timesteps, toNextEntry, init, 0.3, 0, []), 1e-4);
       // eta 0 is deterministic whatever the generator does in between
       torch.randn([100]);
       assert.ok(torch.equal(out, loop(d, tensorOf(init, shape), 0.3)));
       // and eta > 0 follows the same formula with sigma_t z added
       const zs = Array.from({ length: 10 }, (_, k) => normals(n, 100 + k));
-      assertClose(loop(d, tensorOf(init, shape), 0.3, 0.5, zs), referenceLoop(d.timesteps, init, 0.3, 0.5, zs), 1e-4, "eta 0.5");
+      assertClose(loop(d, tensorOf(init, shape), 0.3, 0.5, zs), referenceLoop(d.timesteps, toNextEntry, init, 0.3, 0.5, zs), 1e-4, "eta 0.5");
     });
   }
 

@@ -1,7 +1,7 @@
 // Beta schedules and timestep lists against their closed forms.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { DDIMScheduler, DDPMScheduler, quadTimesteps, spacedTimesteps } from "../../src/diffusion/schedulers/index.js";
+import { DDIMScheduler, DDPMScheduler, ddimQuadTimesteps, spacedTimesteps } from "../../src/diffusion/schedulers/index.js";
 import { assertClose } from "../helpers/assert.js";
 import { alphaBar } from "./scheduler-helpers.js";
 
@@ -68,7 +68,7 @@ describe("timesteps", () => {
     assert.deepEqual(spacedTimesteps(T, 3, "linspace"), [999, 500, 0]);
   });
 
-  test("quad skip: int(linspace(0, sqrt(0.8 T), n)^2), descending", () => {
+  test("ddim-quad skip: int(linspace(0, sqrt(0.8 T), n)^2), descending", () => {
     const formula = (n: number): number[] =>
       Array.from({ length: n }, (_, i) => {
         const x = i === n - 1 ? Math.sqrt(0.8 * T) : i * (Math.sqrt(0.8 * T) / (n - 1));
@@ -76,11 +76,11 @@ describe("timesteps", () => {
       }).reverse();
     // From numpy: [int(s) for s in np.linspace(0, np.sqrt(800), 10) ** 2].
     const numpy10 = [0, 9, 39, 88, 158, 246, 355, 483, 632, 800].reverse();
-    assert.deepEqual(quadTimesteps(T, 10), numpy10);
-    assert.deepEqual(quadTimesteps(T, 10), formula(10));
-    assert.deepEqual(quadTimesteps(T, 20), formula(20));
+    assert.deepEqual(ddimQuadTimesteps(T, 10), numpy10);
+    assert.deepEqual(ddimQuadTimesteps(T, 10), formula(10));
+    assert.deepEqual(ddimQuadTimesteps(T, 20), formula(20));
     // n = 100 repeats 0 (four times) and 2 (twice); the repeats are dropped.
-    const q100 = quadTimesteps(T, 100);
+    const q100 = ddimQuadTimesteps(T, 100);
     assert.equal(q100.length, 96);
     assert.deepEqual(q100, [...new Set(formula(100))]);
     assert.deepEqual(q100.slice(-4), [3, 2, 1, 0]);
@@ -89,6 +89,6 @@ describe("timesteps", () => {
   test("bad step counts are RangeErrors", () => {
     assert.throws(() => spacedTimesteps(T, 0, "leading"), RangeError);
     assert.throws(() => spacedTimesteps(T, T + 1, "leading"), /1\.\.1000/);
-    assert.throws(() => quadTimesteps(T, 2.5), RangeError);
+    assert.throws(() => ddimQuadTimesteps(T, 2.5), RangeError);
   });
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
-import { loadScheduler } from "../../src/diffusion/index.js";
+import { DDIMScheduler, generate, loadScheduler } from "../../src/diffusion/index.js";
 import { compareSamples, consistency } from "../../src/metrics/index.js";
 import { assertClose } from "../helpers/assert.js";
 import { fixture } from "../helpers/fixtures.js";
@@ -19,6 +19,18 @@ describe("consistency", () => {
     assert.equal(c.mse, 0);
     assert.equal(c.perImage.length, 3);
     assert.ok(torch.equal(c.samples, c.referenceSamples));
+    model.dispose();
+  });
+
+  test("by default both models are sampled with the paper's sampler (skip uniform)", () => {
+    const model = UNet2DModel.fromPretrained(fixture("unet-tiny"));
+    const scheduler = loadScheduler(fixture("unet-tiny"));
+    torch.manualSeed(3);
+    const noise = torch.randn([2, 1, 16, 16]);
+    const c = consistency(model, model, scheduler, noise, { steps: 4 });
+    const sampled = (skip: "uniform" | "leading") => generate(model, new DDIMScheduler(scheduler.config), noise, { numInferenceSteps: 4, eta: 0, skip });
+    assert.ok(torch.equal(c.samples, sampled("uniform")));
+    assert.ok(!torch.equal(c.samples, sampled("leading")), "not diffusers' leading spacing");
     model.dispose();
   });
 

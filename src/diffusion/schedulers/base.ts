@@ -47,8 +47,9 @@ export abstract class BaseScheduler {
   }
 
   /**
-   * Installs a sampling schedule (descending). A custom list (not evenly spaced) steps from each
-   * entry to the next; otherwise the previous timestep is diffusers' t - T // n.
+   * Installs a sampling schedule (descending). A custom list (the DDIM codebase's) steps from
+   * each entry to the next; otherwise the previous timestep is diffusers' t - T // n, whatever
+   * the list holds.
    */
   protected useTimesteps(timesteps: number[], numInferenceSteps: number, { custom = false } = {}): void {
     this.timesteps = timesteps;

@@ -1,15 +1,27 @@
-// DDIMScheduler (Song et al. 2021), diffusers 0.17 semantics, plus the DDIM codebase's
-// quadratic timestep skip.
+// DDIMScheduler (Song et al. 2021) as the paper samples with it: diffusers 0.17 semantics with
+// the skip_type of Diff-Pruning's copy ("uniform", "quad"), plus diffusers' own spacings and the
+// DDIM codebase's quadratic skip.
 import * as torch from "../../torch/index.js";
 import { BaseScheduler, f32, type SchedulerOutput } from "./base.js";
 import type { SchedulerConfig } from "./config.js";
-import { quadTimesteps, spacedTimesteps } from "./timesteps.js";
+import { ddimQuadTimesteps, paperTimesteps, spacedTimesteps } from "./timesteps.js";
 
 /**
- * "uniform": the config's timestep_spacing ("leading" by default), stepping from t to t - T // n
- * as diffusers does; "quad": the DDIM paper's list, stepping from each entry to the next.
+ * Which timesteps DDIM visits, and where each step goes.
+ * - "uniform" (default), "quad": the paper's sampler (Diff-Pruning's ddpm_sample.py and its
+ *   DDIMScheduler): round(i (T-1)/(n-1)) or round(i^2 (T-1)/(n-1)^2), i = n-1..0, plus
+ *   steps_offset; each step goes from t to t - T // n, not to the next entry (999 -> 899 for
+ *   T 1000, n 10, while the next model call is at 888). Kept as the reference has it.
+ * - "leading", "linspace", "trailing": diffusers' timestep_spacing of that name (0.17 knows only
+ *   leading), stepping from t to t - T // n as diffusers' DDIM does; "config": the folder's
+ *   timestep_spacing.
+ * - "ddim-quad": the DDIM codebase's int(linspace(0, sqrt(0.8 T), n)^2), each entry stepping to
+ *   the next.
  */
-export type SkipType = "uniform" | "quad";
+export type SkipType = "uniform" | "quad" | "leading" | "linspace" | "trailing" | "config" | "ddim-quad";
+
+/** Every SkipType, the paper's first (for the CLI's choices). */
+export const SKIP_TYPES: readonly SkipType[] = ["uniform", "quad", "leading", "linspace", "trailing", "config", "ddim-quad"];
 
 export interface DDIMStepOptions {
   /** 0 (default) is deterministic DDIM, 1 is DDPM-like ancestral sampling. */
@@ -33,10 +45,25 @@ export class DDIMScheduler extends BaseScheduler {
     return new DDIMScheduler(config);
   }
 
+  /** The sampling timesteps for n steps; `skip` says which (see SkipType; default the paper's "uniform"). */
   setTimesteps(numInferenceSteps: number, { skip = "uniform" }: { skip?: SkipType } = {}): void {
     const { num_train_timesteps: T, timestep_spacing, steps_offset } = this.config;
-    if (skip === "quad") this.useTimesteps(quadTimesteps(T, numInferenceSteps), numInferenceSteps, { custom: true });
-    else this.useTimesteps(spacedTimesteps(T, numInferenceSteps, timestep_spacing, steps_offset), numInferenceSteps);
+    const n = numInferenceSteps;
+    switch (skip) {
+      case "uniform":
+      case "quad":
+        return this.useTimesteps(paperTimesteps(T, n, skip, steps_offset), n);
+      case "ddim-quad":
+        return this.useTimesteps(ddimQuadTimesteps(T, n), n, { custom: true });
+      case "config":
+        return this.useTimesteps(spacedTimesteps(T, n, timestep_spacing, steps_offset), n);
+      case "leading":
+      case "linspace":
+      case "trailing":
+        return this.useTimesteps(spacedTimesteps(T, n, skip, steps_offset), n);
+      default:
+        throw new RangeError(`DDIMScheduler.setTimesteps(): unknown skip ${JSON.stringify(skip)} (use ${SKIP_TYPES.join(" | ")})`);
+    }
   }
 
   /** sigma_t^2 / eta^2: the DDPM posterior variance between t and prevT (formula 16 of the paper). */

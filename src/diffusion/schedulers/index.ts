@@ -19,9 +19,9 @@ export {
   type TimestepSpacing,
   type VarianceType,
 } from "./config.js";
-export { DDIMScheduler, type DDIMStepOptions, type SkipType } from "./ddim.js";
+export { DDIMScheduler, SKIP_TYPES, type DDIMStepOptions, type SkipType } from "./ddim.js";
 export { DDPMScheduler, type DDPMStepOptions } from "./ddpm.js";
-export { numpyLinspace, previousTimesteps, quadTimesteps, roundHalfEven, spacedTimesteps } from "./timesteps.js";
+export { ddimQuadTimesteps, numpyLinspace, paperTimesteps, previousTimesteps, roundHalfEven, spacedTimesteps } from "./timesteps.js";
 
 export type Scheduler = DDPMScheduler | DDIMScheduler;
 

@@ -46,12 +46,34 @@ export function spacedTimesteps(numTrainTimesteps: number, numInferenceSteps: nu
 }
 
 /**
- * The DDIM codebase's "quad" skip (ermongroup/ddim, runners/diffusion.py), used in the paper for
- * CIFAR-10: int(linspace(0, sqrt(0.8 T), n)^2), descending. When n > sqrt(0.8 T) + 1 the small
- * timesteps repeat; the codebase then steps from t to t, which changes nothing (sigma is 0 and
- * x0 is re-noised to the same x_t), so we drop the repeats: the same samples with fewer model calls.
+ * The paper's sampler: the DDIMScheduler of Diff-Pruning's copy of diffusers 0.17, which
+ * `ddpm_sample.py` calls with skip_type "uniform" (its default) or "quad":
+ *   uniform: round(arange(n) * ((T - 1) / (n - 1)))
+ *   quad:    round(arange(n)**2 * ((T - 1) / (n - 1)**2))
+ * in float64, numpy's half-to-even rounding, descending, plus steps_offset. Both divide by n - 1,
+ * so one step is a ZeroDivisionError there and a RangeError here. step() still moves from t to
+ * t - T // n, not to the next entry (see DDIMScheduler).
  */
-export function quadTimesteps(numTrainTimesteps: number, numInferenceSteps: number): number[] {
+export function paperTimesteps(numTrainTimesteps: number, numInferenceSteps: number, skip: "uniform" | "quad", stepsOffset = 0): number[] {
+  checkSteps(numInferenceSteps, numTrainTimesteps);
+  const n = numInferenceSteps;
+  if (n < 2)
+    throw new RangeError(`setTimesteps(): skip "${skip}" needs at least 2 inference steps (the paper's sampler divides by num_inference_steps - 1); for one step use skip "leading"`);
+  const ratio = skip === "uniform" ? (numTrainTimesteps - 1) / (n - 1) : (numTrainTimesteps - 1) / (n - 1) ** 2;
+  return Array.from({ length: n }, (_, k) => {
+    const i = n - 1 - k;
+    return roundHalfEven((skip === "uniform" ? i : i * i) * ratio) + stepsOffset;
+  });
+}
+
+/**
+ * The DDIM codebase's "quad" skip (ermongroup/ddim, runners/diffusion.py; Diff-Pruning's
+ * ddpm_exp, behind the paper's CIFAR-10 table): int(linspace(0, sqrt(0.8 T), n)^2), descending,
+ * each entry stepping to the next. When n > sqrt(0.8 T) + 1 the small timesteps repeat; the
+ * codebase then steps from t to t, which changes nothing (sigma is 0 and x0 is re-noised to the
+ * same x_t), so we drop the repeats: the same samples with fewer model calls.
+ */
+export function ddimQuadTimesteps(numTrainTimesteps: number, numInferenceSteps: number): number[] {
   checkSteps(numInferenceSteps, numTrainTimesteps);
   const seq = numpyLinspace(0, Math.sqrt(numTrainTimesteps * 0.8), numInferenceSteps).map((s) => Math.trunc(s * s));
   return [...new Set(seq)].reverse();
