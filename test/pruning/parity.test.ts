@@ -1,6 +1,7 @@
 // Pruning parity with the reference pipeline (Diff-Pruning's ddpm_prune.py on Torch-Pruning 1.3.7,
 // test/fixtures/prune-parity): the groups in Torch-Pruning's order with their members, the channels
-// each removes when scored on the model as the groups before it left it, and the pruned weights.
+// each removes when scored on the model as the groups before it left it, and the pruned weights;
+// and a latent UNet with multi-head attention pruned as ldm_prune.py does (ldm-tiny-pruned-magnitude).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
@@ -8,7 +9,7 @@ import * as torch from "../../src/torch/index.js";
 import { loadFile } from "../../src/io/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { loadScheduler } from "../../src/diffusion/index.js";
-import { DependencyGraph, loadCalibration, pruneUNet, pruningGroups, unetForward, type PruningGroup } from "../../src/pruning/index.js";
+import { countOpsAndParams, DependencyGraph, loadCalibration, prune, pruneUNet, pruningGroups, unetForward, type PruningGroup } from "../../src/pruning/index.js";
 import { fixture } from "../helpers/fixtures.js";
 
 type Method = "magnitude" | "taylor" | "diff-pruning";
@@ -90,5 +91,25 @@ describe("pruning parity with Torch-Pruning 1.3.7 (prune-parity)", () => {
     r.losses.forEach((l, t) => assert.ok(Math.abs(l - ref.losses[t]!) <= 1e-4 * ref.losses[t]!, `loss at t=${t}: ${l} vs ${ref.losses[t]}`));
     assert.equal(r.shapes, r.total);
     assert.ok(r.equal >= 0.97 * r.total, `${r.equal} of ${r.total} tensors equal`);
+  });
+
+  test("a latent UNet with multi-head attention (ldm-tiny, as ldm_prune.py prunes it): params, MACs and every tensor", () => {
+    const model = UNet2DModel.fromPretrained(fixture("ldm-tiny", "unet"));
+    const forward = unetForward(model);
+    const before = countOpsAndParams(model, forward);
+    prune(model, { criterion: "magnitude", ratio: 0.3, forward, ignoredLayers: ["conv_out"] });
+    const after = countOpsAndParams(model, forward);
+    const ref = JSON.parse(readFileSync(fixture("ldm-tiny-pruned-magnitude", "reference.json"), "utf8")) as { params: number[]; macs: number[] };
+    assert.deepEqual([before.params, after.params], ref.params);
+    assert.deepEqual([before.macs, after.macs], ref.macs);
+    const expected = loadFile(fixture("ldm-tiny-pruned-magnitude", "diffusion_pytorch_model.safetensors"));
+    const ours = model.stateDict();
+    assert.equal(ours.size, expected.size);
+    for (const [name, t] of expected) {
+      const o = ours.get(name)!;
+      assert.deepEqual(o.shape, t.shape, name);
+      assert.ok(torch.tidy(() => o.sub(t).abs().max().item()) <= 1e-4, `${name} equals the reference's`);
+    }
+    model.dispose();
   });
 });
