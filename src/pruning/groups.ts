@@ -41,29 +41,43 @@ function rootOrder(graph: DependencyGraph): Layer[] {
   return [...graph.layers].sort((a, b) => at(a) - at(b));
 }
 
-/** Every index of every slot, filed under its element set, as the graph is now. */
-function slotIndex(graph: DependencyGraph): Map<number, { slot: Slot; position: number }[]> {
-  const { sets } = graph;
-  const bySet = new Map<number, { slot: Slot; position: number }[]>();
+/** Every element of every slot, filed under its element set. Removals never change a set's elements. */
+const elementIndex = new WeakMap<DependencyGraph, Map<number, { slot: Slot; id: number }[]>>();
+function slotIndex(graph: DependencyGraph): Map<number, { slot: Slot; id: number }[]> {
+  let bySet = elementIndex.get(graph);
+  if (bySet) return bySet;
+  bySet = new Map();
   for (const slot of graph.slots) {
-    slot.ids.forEach((id, position) => {
-      const s = sets.find(id);
+    for (const id of slot.ids) {
+      const s = graph.sets.find(id);
       let list = bySet.get(s);
       if (!list) bySet.set(s, (list = []));
-      list.push({ slot, position });
-    });
+      list.push({ slot, id });
+    }
   }
+  elementIndex.set(graph, bySet);
   return bySet;
 }
 
+/** Where each element sits in its slot now; rebuilt when a removal replaced the slot's ids. */
+const positionCache = new WeakMap<Slot, { ids: number[]; at: Map<number, number> }>();
+function positionOf(slot: Slot, id: number): number | undefined {
+  let cached = positionCache.get(slot);
+  if (!cached || cached.ids !== slot.ids) positionCache.set(slot, (cached = { ids: slot.ids, at: new Map(slot.ids.map((x, i) => [x, i])) }));
+  return cached.at.get(id);
+}
+
 /** The group of `root`'s output channels, from the graph as it is now (after any removals). */
-export function groupOf(graph: DependencyGraph, root: Layer, ignored: readonly string[] = [], bySet = slotIndex(graph)): PruningGroup {
+export function groupOf(graph: DependencyGraph, root: Layer, ignored: readonly string[] = []): PruningGroup {
   const { sets } = graph;
+  const bySet = slotIndex(graph);
   const layerByOutSlot = new Map(graph.layers.map((l) => [l.out, l]));
   const rootSets = root.out.ids.map((id) => sets.find(id));
   const members = new Map<Slot, GroupMember>();
   rootSets.forEach((s, rootIndex) => {
-    for (const { slot, position } of bySet.get(s) ?? []) {
+    for (const { slot, id } of bySet.get(s) ?? []) {
+      const position = positionOf(slot, id);
+      if (position === undefined) continue; // removed by an earlier group
       let m = members.get(slot);
       if (!m) members.set(slot, (m = { slot, positions: [], roots: [] }));
       m.positions.push(position);
