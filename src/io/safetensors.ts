@@ -91,6 +91,43 @@ function readMetadata(raw: unknown, fail: (msg: string) => SafetensorsError): Re
   return metadata;
 }
 
+const QUOTE = 0x22, BACKSLASH = 0x5c, COLON = 0x3a;
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/**
+ * The first key that appears twice in one object of `text` (valid JSON), said as an error names
+ * it, or null. JSON.parse keeps the last silently; the reference (serde) refuses such a header.
+ */
+function repeatedKey(text: string): string | null {
+  const open: (Set<string> | null)[] = []; // one per open container: its keys so far, null for a list
+  let tensor: string | null = null; // the top-level key we are inside
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b) open.push(new Set());
+    else if (c === 0x5b) open.push(null);
+    else if (c === 0x7d || c === 0x5d) open.pop();
+    else if (c === QUOTE) {
+      let end = i + 1;
+      while (text.charCodeAt(end) !== QUOTE) end += text.charCodeAt(end) === BACKSLASH ? 2 : 1;
+      const keys = open[open.length - 1];
+      let next = end + 1;
+      while (isSpace(text.charCodeAt(next))) next++;
+      if (keys && text.charCodeAt(next) === COLON) {
+        const literal = text.slice(i, end + 1);
+        const key = literal.includes("\\") ? (JSON.parse(literal) as string) : literal.slice(1, -1);
+        if (keys.has(key))
+          return open.length === 1
+            ? `the header names ${key === "__metadata__" ? "__metadata__" : `tensor ${JSON.stringify(key)}`} twice`
+            : `${tensor === "__metadata__" ? "__metadata__" : `tensor ${JSON.stringify(tensor)}`}: key ${JSON.stringify(key)} appears twice`;
+        keys.add(key);
+        if (open.length === 1) tensor = key;
+      }
+      i = end;
+    }
+  }
+  return null;
+}
+
 /**
  * Parses and validates a safetensors file's bytes. Throws SafetensorsError naming `source`
  * (the file, when known), the tensor and the problem. Never allocates from an unchecked length.
@@ -121,6 +158,9 @@ export function parse(bytes: Uint8Array, source = "safetensors"): Parsed {
     throw fail(`header is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
   if (!isRecord(header)) throw fail("header is not a JSON object");
+  const repeated = repeatedKey(text);
+  if (repeated)
+    throw fail(`${repeated}: a JSON reader keeps only one of them, so the file is corrupt or was written by a faulty tool; re-export it`);
 
   const dataLength = bytes.byteLength - dataStart;
   let metadata: Record<string, string> = {};

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Tensor } from "../torch/index.js";
 import { loadFile, saveFile, writeJsonAtomic } from "../io/index.js";
+import { checkWeights } from "./weights.js";
 
 export const WEIGHTS_NAME = "diffusion_pytorch_model.safetensors";
 export const CONFIG_NAME = "config.json";
@@ -52,9 +53,16 @@ export function readConfig(modelDir: string): Record<string, unknown> {
 const LEGACY_ATTENTION = /^(.*\.attentions\.\d+\.)(query|key|value|proj_attn)\.(weight|bias)$/;
 const RENAMED: Record<string, string> = { query: "to_q", key: "to_k", value: "to_v", proj_attn: "to_out.0" };
 
-/** A checkpoint's tensors under current diffusers names. */
+/** A checkpoint's tensors under current diffusers names, each checked by checkWeights. */
 export function readWeights(modelDir: string): Map<string, Tensor> {
-  const raw = loadFile(join(modelDir, WEIGHTS_NAME));
+  const file = join(modelDir, WEIGHTS_NAME);
+  const raw = loadFile(file);
+  try {
+    checkWeights(raw, file);
+  } catch (err) {
+    for (const t of raw.values()) t.dispose();
+    throw err;
+  }
   const out = new Map<string, Tensor>();
   for (const [key, t] of raw) {
     const m = LEGACY_ATTENTION.exec(key);

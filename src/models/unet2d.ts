@@ -5,15 +5,11 @@ import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Attention, Conv2d, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
 import { AttnDownBlock2D, AttnUpBlock2D, DownBlock2D, UNetMidBlock2D, UpBlock2D, type BlockOptions } from "./blocks.js";
-import { resolveUNet2DConfig, type UNet2DConfig } from "./config.js";
+import { PRUNED_HEADS_KEY, resolveUNet2DConfig, type UNet2DConfig } from "./config.js";
 import { TimestepEmbedding, Timesteps } from "./embeddings.js";
 import { readConfig, readWeights, resolveModelFolder, writeModelFolder } from "./checkpoint.js";
 
-/**
- * config.json key of a head-pruned model: attention module path -> heads left. Weights alone
- * cannot tell 4 heads of 12 channels from 3 heads of 16, so the loader reads it here.
- */
-export const PRUNED_HEADS_KEY = "_pruned_attention_heads";
+export { PRUNED_HEADS_KEY };
 
 export class UNet2DModel extends Module {
   readonly config: UNet2DConfig;

@@ -224,6 +224,20 @@ describe("corrupt files give clear errors", () => {
     expectError(fileWith(JSON.stringify({ a: entry("F32", [1], 0, 4) }), f32(2)), /data area has 8 bytes but the tensors cover only 4/);
   });
 
+  test("a key twice in one object (JSON.parse would keep the last silently)", () => {
+    const w = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+    expectError(fileWith(`{"w":${w},"w":${w}}`, f32(1)), /the header names tensor "w" twice: a JSON reader keeps only one/);
+    // the same name spelled with an escape is the same key
+    expectError(fileWith(`{"w":${w}, "\\u0077" :${w}}`, f32(1)), /names tensor "w" twice/);
+    expectError(fileWith(`{"__metadata__":{},"__metadata__":{}}`), /names __metadata__ twice/);
+    expectError(fileWith('{"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}', f32(1)), /tensor "w": key "dtype" appears twice/);
+    expectError(fileWith('{"__metadata__":{"a":"1","a":"2"}}'), /__metadata__: key "a" appears twice/);
+    // keys that only look alike, and names inside strings and lists, are not repeats
+    const ok = parse(fileWith(`{"__metadata__":{"w":"w","x":"\\"w\\":"},"w":${w},"W":${w.replace("0,4", "4,8")}}`, f32(2)), "m");
+    assert.deepEqual([...ok.tensors.keys()], ["w", "W"]);
+    assert.equal(ok.metadata.x, '"w":');
+  });
+
   test("metadata values must be strings", () => {
     expectError(fileWith(JSON.stringify({ __metadata__: { epoch: 3 } })), /__metadata__ "epoch" is 3, not a string/);
     expectError(fileWith(JSON.stringify({ __metadata__: ["x"] })), /__metadata__ is \["x"\], not an object/);
