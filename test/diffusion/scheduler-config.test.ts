@@ -101,3 +101,40 @@ describe("scheduler config", () => {
     assert.throws(() => loadSchedulerConfig(bad), (e: Error) => e.message.startsWith(join(bad, "scheduler_config.json")) && /not supported/.test(e.message));
   });
 });
+
+describe("betas and counts out of range are refused, naming scheduler_config.json and the key", () => {
+  const BAD: [string, Record<string, unknown>, RegExp][] = [
+    ["beta_end 2.0 (negative alphas)", { beta_end: 2.0 }, /beta_end 2 is not in \(0, 1\)/],
+    ["beta_start 0", { beta_start: 0 }, /beta_start 0 is not in \(0, 1\)/],
+    ["beta_start negative", { beta_start: -0.001 }, /beta_start -0\.001 is not in \(0, 1\)/],
+    ["beta_end 1 with scaled_linear", { beta_schedule: "scaled_linear", beta_end: 1 }, /beta_end 1 is not in \(0, 1\)/],
+    ["beta_start above beta_end (decreasing betas)", { beta_start: 0.02, beta_end: 0.0001 }, /beta_start 0\.02 is above beta_end 0\.0001; betas must not decrease/],
+    ["beta_end a string", { beta_end: "0.02" }, /beta_end must be a number, got "0\.02"/],
+    ["trained_betas with a 1", { num_train_timesteps: 3, trained_betas: [0.1, 0.2, 1] }, /trained_betas\[2\] is 1, not in \(0, 1\)/],
+    ["trained_betas with a NaN", { num_train_timesteps: 2, trained_betas: [0.1, NaN] }, /trained_betas\[1\] is NaN, not in \(0, 1\)/],
+    ["trained_betas decreasing", { num_train_timesteps: 3, trained_betas: [0.1, 0.3, 0.2] }, /trained_betas\[2\] 0\.2 is below trained_betas\[1\] 0\.3/],
+    ["num_train_timesteps 0", { num_train_timesteps: 0 }, /num_train_timesteps must be at least 1, got 0/],
+    ["num_train_timesteps 10.5", { num_train_timesteps: 10.5 }, /num_train_timesteps must be an integer, got 10\.5/],
+    ["num_train_timesteps -5", { num_train_timesteps: -5 }, /num_train_timesteps must be at least 1, got -5/],
+    ["num_train_timesteps 1e12", { num_train_timesteps: 1e12 }, /num_train_timesteps 1000000000000 is more than 1,000,000/],
+    ["steps_offset negative", { steps_offset: -1 }, /steps_offset must be in \[0, num_train_timesteps\) = \[0, 1000\), got -1/],
+    ["clip_sample_range 0", { clip_sample_range: 0 }, /clip_sample_range must be positive, got 0/],
+  ];
+  for (const [name, patch, message] of BAD)
+    test(name, () => {
+      assert.throws(() => resolveSchedulerConfig(patch), (e: unknown) => e instanceof SchedulerConfigError && message.test(e.message));
+      if (name.includes("NaN")) return; // JSON has no NaN (a file's null is refused as not a number)
+      const dir = folderWith(`bad-${name.replace(/\W+/g, "-")}`, { _class_name: "DDIMScheduler", ...patch });
+      assert.throws(() => loadScheduler(dir), (e: unknown) => {
+        const m = (e as Error).message;
+        return e instanceof SchedulerConfigError && m.startsWith(`${join(dir, "scheduler_config.json")}: `) && message.test(m) && !m.includes("\n");
+      });
+    });
+
+  test("what diffusers ships still loads: squaredcos_cap_v2 ignores beta_start/beta_end, equal ends, steps_offset 1", () => {
+    assert.doesNotThrow(() => resolveSchedulerConfig({ beta_schedule: "squaredcos_cap_v2", beta_end: 2 }));
+    assert.doesNotThrow(() => resolveSchedulerConfig({ beta_start: 0.01, beta_end: 0.01 }));
+    assert.doesNotThrow(() => resolveSchedulerConfig({ steps_offset: 1, beta_schedule: "scaled_linear", beta_start: 0.00085, beta_end: 0.012 }));
+    assert.doesNotThrow(() => loadScheduler(fixture("unet-tiny")));
+  });
+});

@@ -83,6 +83,34 @@ function booleanAt(config: Record<string, unknown>, key: string): boolean {
   return v;
 }
 
+/** More training timesteps than this is a typo, and would allocate schedules of that length. */
+const MAX_TIMESTEPS = 1_000_000;
+
+/** A beta is the variance of one step's noise: in (0, 1), or alpha = 1 - beta is not a probability. */
+const isBeta = (b: number): boolean => Number.isFinite(b) && b > 0 && b < 1;
+
+/**
+ * The betas the config makes must each be in (0, 1) and must not decrease (noise grows with t).
+ * The schedules are monotone between their ends, so the ends decide it; trained_betas are checked one by one.
+ */
+function checkBetas(c: SchedulerConfig): void {
+  const fail = (msg: string): never => {
+    throw new SchedulerConfigError(`scheduler config: ${msg}`);
+  };
+  const why = "(the variance of one step's noise; alphas = 1 - beta must stay in (0, 1))";
+  const tb = c.trained_betas;
+  if (tb !== null) {
+    tb.forEach((b, i) => {
+      if (!isBeta(b)) fail(`trained_betas[${i}] is ${b}, not in (0, 1) ${why}`);
+      if (i > 0 && b < tb[i - 1]!) fail(`trained_betas[${i}] ${b} is below trained_betas[${i - 1}] ${tb[i - 1]}; betas must not decrease with t`);
+    });
+    return;
+  }
+  if (c.beta_schedule === "squaredcos_cap_v2") return; // beta_start and beta_end are not used
+  for (const key of ["beta_start", "beta_end"] as const) if (!isBeta(c[key])) fail(`${key} ${c[key]} is not in (0, 1) ${why}; DDPM uses 0.0001 and 0.02`);
+  if (c.beta_start > c.beta_end) fail(`beta_start ${c.beta_start} is above beta_end ${c.beta_end}; betas must not decrease with t`);
+}
+
 /**
  * Fills diffusers' defaults into a parsed scheduler_config.json and checks it. `className`
  * overrides `_class_name` (DDIMScheduler.fromConfig(ddpmConfig)); without either, DDPMScheduler.
@@ -96,10 +124,15 @@ export function resolveSchedulerConfig(raw: Record<string, unknown> = {}, classN
   const c: Record<string, unknown> = { ...schedulerDefaults.DDPMScheduler, ...schedulerDefaults.DDIMScheduler, ...given, _class_name: name };
   const T = numberAt(c, "num_train_timesteps", { integer: true });
   if (T < 1) throw new SchedulerConfigError(`scheduler config: num_train_timesteps must be at least 1, got ${T}`);
+  if (T > MAX_TIMESTEPS)
+    throw new SchedulerConfigError(`scheduler config: num_train_timesteps ${T} is more than ${MAX_TIMESTEPS.toLocaleString("en-US")}; DDPM uses 1000`);
   numberAt(c, "beta_start");
   numberAt(c, "beta_end");
-  numberAt(c, "clip_sample_range");
-  numberAt(c, "steps_offset", { integer: true });
+  if (numberAt(c, "clip_sample_range") <= 0)
+    throw new SchedulerConfigError(`scheduler config: clip_sample_range must be positive, got ${String(c.clip_sample_range)}`);
+  const offset = numberAt(c, "steps_offset", { integer: true });
+  if (offset < 0 || offset >= T)
+    throw new SchedulerConfigError(`scheduler config: steps_offset must be in [0, num_train_timesteps) = [0, ${T}), got ${offset}`);
   for (const key of ["clip_sample", "set_alpha_to_one", "thresholding", "rescale_betas_zero_snr"]) booleanAt(c, key);
   oneOf("beta_schedule", c.beta_schedule, ["linear", "scaled_linear", "squaredcos_cap_v2"] as const);
   oneOf("prediction_type", c.prediction_type, ["epsilon"] as const, "; v_prediction and sample models are not supported");
@@ -110,6 +143,7 @@ export function resolveSchedulerConfig(raw: Record<string, unknown> = {}, classN
   const tb = c.trained_betas;
   if (tb !== null && !(Array.isArray(tb) && tb.length === T && tb.every((b) => typeof b === "number")))
     throw new SchedulerConfigError(`scheduler config: trained_betas must be null or ${T} numbers (num_train_timesteps)`);
+  checkBetas(c as SchedulerConfig);
   return c as SchedulerConfig;
 }
 
