@@ -19,7 +19,44 @@ export function drawCalibration(spec: string, config: UNet2DConfig, batch: numbe
   if (batch > dataset.length) throw new RangeError(`calibration batch ${batch} is larger than ${spec} (${dataset.length} images)`);
   const { images } = new DataLoader(dataset, { batchSize: batch, seed }).batch(0, 0);
   torch.manualSeed(seed);
-  return { images: torch.keep(images), noise: torch.keep(torch.randn(images.shape as number[])) };
+  const calibration = { images: torch.keep(images), noise: torch.keep(torch.randn(images.shape as number[])) };
+  const why = whyUnusable(calibration);
+  if (why) {
+    disposeCalibration(calibration);
+    throw new CalibrationError(`${spec}: the calibration batch drawn (${batch} images, seed ${seed}) cannot score channels: ${why}; use a dataset of real images`);
+  }
+  return calibration;
+}
+
+export class CalibrationError extends Error {
+  override name = "CalibrationError";
+}
+
+/** Images beyond [-1, 1] by more than rounding are in another range ([0, 1] is fine, [0, 255] is not). */
+const IMAGE_LIMIT = 1.001;
+
+/**
+ * Why a batch cannot score channels, or null: no images, a NaN or Inf (every loss would be NaN
+ * and no timestep would stop the loop), all-zero images or noise (nothing to denoise), or
+ * images outside [-1, 1].
+ */
+export function whyUnusable({ images, noise }: Calibration): string | null {
+  if (images.shape[0] === 0) return "it holds no images (batch 0)";
+  return torch.tidy(() => {
+    for (const [name, t] of [["images", images], ["noise", noise]] as const) {
+      const bad = t.isfinite().logicalNot().sum().item();
+      if (bad > 0) return `${name} hold ${bad} NaN or Inf values (of ${t.numel})`;
+      if (t.abs().max().item() === 0) return `${name} are all zeros`;
+    }
+    const peak = images.abs().max().item();
+    if (peak > IMAGE_LIMIT) return `images reach ${peak}, outside [-1, 1] (8-bit pixels x map to x / 127.5 - 1)`;
+    return null;
+  });
+}
+
+function disposeCalibration({ images, noise }: Calibration): void {
+  images.dispose();
+  noise.dispose();
 }
 
 /** Reads `images` and `noise` from a safetensors file and checks them against the model. */
@@ -44,6 +81,11 @@ export function loadCalibration(path: string, config: UNet2DConfig): Calibration
   const out = { images: floats(images), noise: floats(noise) };
   images.dispose();
   noise.dispose();
+  const why = whyUnusable(out);
+  if (why) {
+    disposeCalibration(out);
+    throw new CalibrationError(`${path}: this calibration batch cannot score channels: ${why}; a calibration file holds "images" (in [-1, 1]) and "noise", both ${expected}`);
+  }
   return out;
 }
 

@@ -12,6 +12,7 @@ import type { Tensor } from "../../src/torch/index.js";
 import { DDPMScheduler } from "../../src/diffusion/index.js";
 import type { UNet2DConfig, UNet2DModel } from "../../src/models/index.js";
 import { accumulateGradients, drawCalibration, loadCalibration, saveCalibration } from "../../src/pruning/index.js";
+import { CalibrationError, whyUnusable } from "../../src/pruning/calibration.js";
 import { saveFile } from "../../src/io/index.js";
 import { scratchDir } from "../helpers/fixtures.js";
 
@@ -158,6 +159,31 @@ describe("calibration files", () => {
     const missing = join(dir, "missing.safetensors");
     saveFile({ images: torch.zeros([2, 1, 4, 4]) }, missing);
     assert.throws(() => loadCalibration(missing, config), /missing "noise"/);
+  });
+
+  test("a batch that cannot score channels is refused before the gradient loop, naming the file", () => {
+    const bad: [string, Tensor, Tensor, RegExp][] = [
+      ["empty", torch.zeros([0, 1, 4, 4]), torch.zeros([0, 1, 4, 4]), /it holds no images \(batch 0\)/],
+      ["zeros", torch.zeros([2, 1, 4, 4]), torch.randn([2, 1, 4, 4]), /images are all zeros/],
+      ["zero-noise", torch.rand([2, 1, 4, 4]).sub(0.5), torch.zeros([2, 1, 4, 4]), /noise are all zeros/],
+      ["nan", torch.full([2, 1, 4, 4], NaN), torch.randn([2, 1, 4, 4]), /images hold 32 NaN or Inf values \(of 32\)/],
+      ["inf-noise", torch.rand([2, 1, 4, 4]).sub(0.5), torch.randn([2, 1, 4, 4]).div(torch.zeros([2, 1, 4, 4])), /noise hold 32 NaN or Inf values/],
+      ["pixels", torch.rand([2, 1, 4, 4]).mul(255), torch.randn([2, 1, 4, 4]), /images reach [\d.]+, outside \[-1, 1\]/],
+    ];
+    for (const [name, images, noise, message] of bad) {
+      const path = join(dir, `${name}.safetensors`);
+      saveCalibration(path, { images, noise });
+      assert.throws(() => loadCalibration(path, config), (e: unknown) => {
+        const m = (e as Error).message;
+        assert.ok(e instanceof CalibrationError, String(e));
+        assert.ok(m.startsWith(`${path}: this calibration batch cannot score channels: `), m);
+        assert.match(m, message);
+        return true;
+      });
+    }
+    const fine = { images: torch.rand([2, 1, 4, 4]).mul(2).sub(1), noise: torch.randn([2, 1, 4, 4]) };
+    assert.equal(whyUnusable(fine), null);
+    assert.equal(whyUnusable({ ...fine, images: fine.images.add(1).div(2) }), null, "images in [0, 1] are in range");
   });
 
   test("a calibration batch must be a positive integer", () => {
