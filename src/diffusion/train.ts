@@ -1,8 +1,9 @@
 // Training a diffusion UNet on epsilon-prediction: AdamW with warm-up, gradient clipping, EMA,
 // a JSONL log, sample grids, and one-file atomic checkpoints from which a killed run resumes
 // with the same result (the random draws of step k depend only on (seed, k), and the data
-// order only on (seed, epoch)).
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
+// order only on (seed, epoch)). A run that diverges stops at the step where it does, before
+// any non-finite weights are saved.
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
@@ -13,6 +14,7 @@ import type { UNet2DModel } from "../models/index.js";
 import { denoisingLoss } from "./loss.js";
 import { generate } from "./sample.js";
 import { DDIMScheduler, type Scheduler } from "./schedulers/index.js";
+import { appendLogEntry, LOG_NAME, readRunLog, trimRunLog } from "./run-log.js";
 
 export interface TrainOptions {
   steps: number;
@@ -34,6 +36,8 @@ export interface TrainOptions {
   flip: boolean;
   seed: number;
   checkpointEvery: number;
+  /** Also a checkpoint once this many seconds of training have passed since the last; 0 disables. */
+  checkpointSeconds: number;
   /** A sample grid (DDIM, `sampleSteps` steps, fixed noise) every N steps; 0 disables. */
   sampleEvery: number;
   sampleSteps: number;
@@ -58,6 +62,7 @@ export const TRAIN_DEFAULTS: TrainOptions = {
   flip: false,
   seed: 0,
   checkpointEvery: 500,
+  checkpointSeconds: 120,
   sampleEvery: 0,
   sampleSteps: 50,
   numSamples: 16,
@@ -79,7 +84,24 @@ export interface TrainHooks {
 export const CHECKPOINT_NAME = "checkpoint.safetensors";
 
 /** Options a resumed run may change: they do not touch the optimisation (steps extends it). */
-const RESUMABLE_CHANGES = new Set<keyof TrainOptions>(["steps", "checkpointEvery", "sampleEvery", "sampleSteps", "numSamples", "logEvery"]);
+const RESUMABLE_CHANGES = new Set<keyof TrainOptions>(["steps", "checkpointEvery", "checkpointSeconds", "sampleEvery", "sampleSteps", "numSamples", "logEvery"]);
+
+/** Training stopped because the loss, the gradient or the weights stopped being finite. */
+export class TrainingDivergedError extends Error {
+  override name = "TrainingDivergedError";
+  constructor(
+    message: string,
+    /** The step (1-based, as in the log) at which it happened. */
+    readonly step: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A checkpoint that cannot be resumed from: not one of ours, damaged, or holding NaN. */
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
 
 /** The learning rate at `step` (0-based). */
 export function learningRate(o: Pick<TrainOptions, "lr" | "warmupSteps" | "lrSchedule" | "steps">, step: number): number {
@@ -115,8 +137,14 @@ export class Trainer {
   readonly ema: EMA | null;
   /** Steps done. */
   step = 0;
+  /** Milliseconds, for the time-based checkpoints (a test gives a fake one). */
+  clock: () => number = () => performance.now();
   readonly #params: Tensor[];
   readonly #sampleNoise: Tensor;
+  /** The losses of the steps since the last log entry (saved with a checkpoint). */
+  #lossWindow: number[] = [];
+  /** The step of the checkpoint on disk, written or resumed from by this trainer. */
+  #checkpointStep: number | null = null;
 
   constructor(model: UNet2DModel, scheduler: Scheduler, dataset: ImageDataset, outDir: string, options: Partial<TrainOptions> = {}) {
     this.model = model;
@@ -127,6 +155,7 @@ export class Trainer {
     for (const key of ["steps", "batchSize"] as const)
       if (!Number.isInteger(o[key]) || o[key] < 1) throw new RangeError(`train: ${key} must be a positive integer, got ${o[key]}`);
     if (!(o.lr > 0)) throw new RangeError(`train: lr must be positive, got ${o.lr}`);
+    if (!(o.checkpointSeconds >= 0)) throw new RangeError(`train: checkpointSeconds must be 0 (off) or positive, got ${o.checkpointSeconds}`);
     const c = model.config;
     if (dataset.channels !== c.in_channels || dataset.height !== c.sample_size || dataset.width !== c.sample_size)
       throw new Error(`train: the data is ${dataset.channels}x${dataset.height}x${dataset.width} but the model takes ${c.in_channels}x${c.sample_size}x${c.sample_size}`);
@@ -143,53 +172,78 @@ export class Trainer {
     return join(this.outDir, CHECKPOINT_NAME);
   }
 
-  /** One optimisation step on batch number `this.step`. */
+  get logPath(): string {
+    return join(this.outDir, LOG_NAME);
+  }
+
+  /**
+   * One optimisation step on batch number `this.step`. Throws TrainingDivergedError when the
+   * loss or the gradient norm is not finite (before the weights change) or the weights are not
+   * after the update.
+   */
   trainStep(): StepInfo {
     const o = this.options;
     const { epoch, position } = this.loader.locate(this.step);
     torch.manualSeed(stepSeed(o.seed, this.step));
     this.model.train();
     const lr = learningRate(o, this.step);
-    const { loss, gradNorm } = torch.tidy(() => {
-      const x0 = this.loader.batch(epoch, position).images;
-      const noise = torch.randnLike(x0);
-      const t = torch.randint(0, this.scheduler.numTrainTimesteps, [x0.shape[0]!]);
-      const l = denoisingLoss(this.model, this.scheduler, x0, noise, t);
-      l.backward();
-      const norm = o.gradClip > 0 ? torch.clipGradNorm(this.#params, o.gradClip) : NaN;
-      this.optimizer.lr = lr;
-      this.optimizer.step();
-      this.optimizer.zeroGrad();
-      this.ema?.step(this.#params);
-      return { loss: l.item(), gradNorm: norm };
-    });
-    this.step += 1;
-    return { step: this.step, loss, lr, gradNorm };
+    try {
+      const { loss, gradNorm } = torch.tidy(() => {
+        const x0 = this.loader.batch(epoch, position).images;
+        const noise = torch.randnLike(x0);
+        const t = torch.randint(0, this.scheduler.numTrainTimesteps, [x0.shape[0]!]);
+        const l = denoisingLoss(this.model, this.scheduler, x0, noise, t);
+        l.backward();
+        const norm = o.gradClip > 0 ? torch.clipGradNorm(this.#params, o.gradClip) : NaN;
+        // Checked before the update, which a NaN loss or gradient would spread to every weight.
+        const loss = l.item();
+        if (!Number.isFinite(loss)) throw this.#diverged(`the loss is ${loss}`, lr);
+        if (o.gradClip > 0 && !Number.isFinite(norm)) throw this.#diverged(`the gradient norm is ${norm}`, lr);
+        this.optimizer.lr = lr;
+        this.optimizer.step();
+        this.optimizer.zeroGrad();
+        const bad = firstNonFinite(this.#params);
+        if (bad >= 0) throw this.#diverged(`the update made ${this.#paramName(bad)} non-finite`, lr);
+        this.ema?.step(this.#params);
+        return { loss, gradNorm: norm };
+      });
+      this.step += 1;
+      return { step: this.step, loss, lr, gradNorm };
+    } catch (err) {
+      this.optimizer.zeroGrad(); // a NaN gradient left behind would poison a later step
+      throw err;
+    }
   }
 
   /** Trains until `options.steps`, checkpointing, logging and sampling on the way. */
   run(hooks: TrainHooks = {}): void {
     const o = this.options;
-    const log = join(this.outDir, "log.jsonl");
-    let window: number[] = [];
+    const log = this.logPath;
+    const torn = trimRunLog(log, this.step);
+    if (torn) hooks.onEvent?.(torn);
+    let lastSave = this.clock();
     while (this.step < o.steps) {
       const info = this.trainStep();
       hooks.onStep?.(info);
-      window.push(info.loss);
+      this.#lossWindow.push(info.loss);
       if (this.step % o.logEvery === 0 || this.step === o.steps) {
-        const loss = window.reduce((a, b) => a + b, 0) / window.length;
-        appendFileSync(log, JSON.stringify({ step: this.step, loss, lr: info.lr, grad_norm: info.gradNorm, time: new Date().toISOString() }) + "\n");
-        window = [];
+        const loss = this.#lossWindow.reduce((a, b) => a + b, 0) / this.#lossWindow.length;
+        appendLogEntry(log, { step: this.step, loss, lr: info.lr, grad_norm: info.gradNorm, time: new Date().toISOString() });
+        this.#lossWindow = [];
       }
       if (o.sampleEvery > 0 && (this.step % o.sampleEvery === 0 || this.step === o.steps)) {
         const file = this.writeSampleGrid();
         hooks.onEvent?.(`samples: ${file}`);
       }
-      if (this.step % o.checkpointEvery === 0 || this.step === o.steps) {
+      const timeUp = o.checkpointSeconds > 0 && this.clock() - lastSave >= o.checkpointSeconds * 1000;
+      if (this.step % o.checkpointEvery === 0 || this.step === o.steps || timeUp) {
         this.saveCheckpoint();
+        lastSave = this.clock();
         hooks.onEvent?.(`checkpoint at step ${this.step}`);
       }
     }
+    const bad = firstNonFinite(this.finalWeights());
+    if (bad >= 0) throw this.#diverged(`the final weights' ${this.#paramName(bad)} is not finite`, learningRate(o, Math.max(0, this.step - 1)), this.step);
   }
 
   /** The weights to sample and ship: the EMA's when there is one. */
@@ -210,30 +264,45 @@ export class Trainer {
     return file;
   }
 
-  /** Model, EMA and optimizer state in one atomically written file, the counters in its metadata. */
+  /**
+   * Model, EMA and optimizer state in one atomically written file, the counters in its metadata.
+   * Refuses non-finite tensors, so the checkpoint on disk stays the last good one.
+   */
   saveCheckpoint(): void {
     const tensors = new Map<string, Tensor>();
     const names = Array.from(this.model.namedParameters(), ([n]) => n);
     names.forEach((n, i) => tensors.set(`model.${n}`, this.#params[i]!));
     if (this.ema) names.forEach((n, i) => tensors.set(`ema.${n}`, this.ema!.shadow[i]!));
     for (const [k, t] of this.optimizer.stateDict()) tensors.set(`optimizer.${k}`, t);
-    const state = { step: this.step, ema_step: this.ema?.optimizationStep ?? 0, options: this.options };
+    const keys = [...tensors.keys()];
+    const bad = firstNonFinite([...tensors.values()]);
+    if (bad >= 0) throw this.#diverged(`${keys[bad]} is not finite`, learningRate(this.options, Math.max(0, this.step - 1)), this.step);
+    const state: TrainerState = { step: this.step, ema_step: this.ema?.optimizationStep ?? 0, options: this.options, loss_window: this.#lossWindow };
     saveFile(tensors, this.checkpointPath, { trainer_state: JSON.stringify(state) });
+    this.#checkpointStep = this.step;
   }
 
-  /** Restores a checkpoint written by saveCheckpoint; the options must match the saved ones. */
+  /**
+   * Restores a checkpoint written by saveCheckpoint; the options must match the saved ones.
+   * Also checks the run's log, so that a damaged one is refused before training starts.
+   */
   loadCheckpoint(): void {
     const file = this.checkpointPath;
     const bytes = readFileSync(file);
     const meta = checkpointState(bytes, file);
     const tensors = load(bytes, file);
     try {
-      const saved = meta.options as TrainOptions;
+      const saved = meta.options;
       const differing = (Object.keys(this.options) as (keyof TrainOptions)[]).filter(
         (k) => !RESUMABLE_CHANGES.has(k) && JSON.stringify(saved[k]) !== JSON.stringify(this.options[k]),
       );
       if (differing.length > 0)
         throw new Error(`${file} was written with other settings (${differing.map((k) => `${k}: ${JSON.stringify(saved[k])}`).join(", ")}); resume with the same settings or train into a new folder`);
+      const keys = [...tensors.keys()];
+      const bad = firstNonFinite([...tensors.values()]);
+      if (bad >= 0)
+        throw new CheckpointError(`${file} holds non-finite weights (${keys[bad]}), from a run that diverged: delete it to restart this run from step 0, or train into a new folder`);
+      readRunLog(this.logPath);
       const model = new Map<string, Tensor>();
       const ema: Tensor[] = [];
       const optimizer = new Map<string, Tensor>();
@@ -241,19 +310,24 @@ export class Trainer {
         if (k.startsWith("model.")) model.set(k.slice(6), t);
         else if (k.startsWith("optimizer.")) optimizer.set(k.slice(10), t);
       }
-      this.model.loadStateDict(model);
-      this.optimizer.loadStateDict(optimizer, meta.step);
+      try {
+        this.model.loadStateDict(model);
+        this.optimizer.loadStateDict(optimizer, meta.step);
+      } catch (err) {
+        throw new CheckpointError(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+      }
       if (this.ema) {
         for (const [n] of this.model.namedParameters()) {
           const t = tensors.get(`ema.${n}`);
-          if (!t) throw new Error(`${file} has no EMA weights for ${n}`);
+          if (!t) throw new CheckpointError(`${file} has no EMA weights for ${n}`);
           ema.push(t);
         }
         torch.noGrad(() => this.ema!.shadow.forEach((s, i) => s.copy_(ema[i]!)));
         this.ema.optimizationStep = meta.ema_step;
       }
       this.step = meta.step;
-      truncateLog(join(this.outDir, "log.jsonl"), this.step);
+      this.#lossWindow = [...meta.loss_window];
+      this.#checkpointStep = meta.step;
     } finally {
       torch.dispose([...tensors.values()]);
     }
@@ -264,20 +338,70 @@ export class Trainer {
     this.ema?.dispose();
     this.#sampleNoise.dispose();
   }
+
+  #paramName(index: number): string {
+    return Array.from(this.model.namedParameters(), ([n]) => n)[index] ?? `parameter ${index}`;
+  }
+
+  /** The error for a run that diverged at `step` (the step being taken, 1-based). */
+  #diverged(why: string, lr: number, step = this.step + 1): TrainingDivergedError {
+    const kept = this.#checkpointStep === null ? "(no checkpoint was due yet)" : `and ${this.checkpointPath} (step ${this.#checkpointStep}) is kept as the last good state`;
+    return new TrainingDivergedError(
+      `training diverged at step ${step}: ${why} (learning rate ${lr.toExponential(2)}); nothing was saved from it ${kept}; train again with a lower --lr (${this.options.lr} here)`,
+      step,
+    );
+  }
 }
 
-/** The counters and options stored in a checkpoint's metadata. */
-export function checkpointState(bytes: Uint8Array, file: string): { step: number; ema_step: number; options: TrainOptions } {
-  const state = parse(bytes, file).metadata.trainer_state;
-  if (!state) throw new Error(`${file} is not a diffprune training checkpoint (no trainer_state)`);
-  return JSON.parse(state) as { step: number; ema_step: number; options: TrainOptions };
+/** The index of the first tensor holding a NaN or an infinity, or -1; one sync for the lot. */
+function firstNonFinite(tensors: readonly Tensor[]): number {
+  if (tensors.length === 0) return -1;
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      // Summed in float64, which no float32 values overflow: finite exactly when every element is.
+      const sums = torch.stack(tensors.map((t) => t.sum(undefined, false, "float64")));
+      if (Number.isFinite(sums.sum().item())) return -1;
+      return sums.toArray().findIndex((x) => !Number.isFinite(x));
+    }),
+  );
 }
 
-/** Drops log lines past `step` (written after the checkpoint a run resumes from). */
-function truncateLog(file: string, step: number): void {
-  if (!existsSync(file)) return;
-  const kept = readFileSync(file, "utf8")
-    .split("\n")
-    .filter((line) => line.trim() !== "" && (JSON.parse(line) as { step: number }).step <= step);
-  writeFileSync(file, kept.map((l) => l + "\n").join(""));
+/** The counters and options a checkpoint's metadata holds. */
+export interface TrainerState {
+  step: number;
+  ema_step: number;
+  options: TrainOptions;
+  /** The losses of the steps since the last log entry. */
+  loss_window: number[];
+}
+
+const describe = (value: unknown): string => (value === undefined ? "missing" : `${JSON.stringify(value)?.slice(0, 40)}`);
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const sameKind = (value: unknown, like: unknown): boolean =>
+  Array.isArray(like) ? Array.isArray(value) && value.length === like.length && value.every((x) => typeof x === "number") : typeof value === typeof like && value !== null;
+
+/** The counters and options stored in a checkpoint's metadata, checked. */
+export function checkpointState(bytes: Uint8Array, file: string): TrainerState {
+  const text = parse(bytes, file).metadata.trainer_state;
+  if (!text) throw new CheckpointError(`${file} is not a diffprune training checkpoint (no trainer_state): train into a new folder`);
+  const damaged = (why: string) =>
+    new CheckpointError(`${file}: trainer_state ${why}; the checkpoint is damaged: delete it to restart this run from step 0, or train into a new folder`);
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch (err) {
+    throw damaged(`is not JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (!isRecord(state)) throw damaged(`is ${describe(state)}, not an object`);
+  for (const key of ["step", "ema_step"])
+    if (!Number.isSafeInteger(state[key]) || (state[key] as number) < 0) throw damaged(`${key} is ${describe(state[key])}, not a count of steps`);
+  const options = state.options;
+  if (!isRecord(options)) throw damaged(`options is ${describe(options)}, not an object`);
+  for (const [key, like] of Object.entries(TRAIN_DEFAULTS) as [keyof TrainOptions, unknown][]) {
+    if (RESUMABLE_CHANGES.has(key) && !(key in options)) continue; // a newer setting that a resumed run may set anyway
+    if (!sameKind(options[key], like)) throw damaged(`options.${key} is ${describe(options[key])}, not ${Array.isArray(like) ? `${like.length} numbers` : `a ${typeof like}`}`);
+  }
+  const window = state.loss_window ?? []; // absent from checkpoints older than it
+  if (!Array.isArray(window) || !window.every((x) => Number.isFinite(x))) throw damaged(`loss_window is ${describe(window)}, not a list of losses`);
+  return { step: state.step as number, ema_step: state.ema_step as number, options: { ...TRAIN_DEFAULTS, ...options } as TrainOptions, loss_window: window as number[] };
 }
