@@ -8,66 +8,16 @@ import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { AdamW, EMA } from "../nn/index.js";
-import { load, makeGrid, parse, saveFile, writePng } from "../io/index.js";
+import { load, makeGrid, saveFile, writePng } from "../io/index.js";
 import { DataLoader, type ImageDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
 import { denoisingLoss } from "./loss.js";
 import { generate } from "./sample.js";
 import { DDIMScheduler, type Scheduler } from "./schedulers/index.js";
 import { appendLogEntry, LOG_NAME, readRunLog, trimRunLog } from "./run-log.js";
+import { CheckpointError, checkpointState, RESUMABLE_CHANGES, TRAIN_DEFAULTS, type TrainerState, type TrainOptions } from "./train-options.js";
 
-export interface TrainOptions {
-  steps: number;
-  batchSize: number;
-  lr: number;
-  /** Linear warm-up from 0 over this many steps, then `lrSchedule`. */
-  warmupSteps: number;
-  lrSchedule: "constant" | "cosine";
-  adamBetas: [number, number];
-  adamEps: number;
-  weightDecay: number;
-  /** Max gradient norm (clip_grad_norm_); 0 disables. */
-  gradClip: number;
-  ema: boolean;
-  emaMaxDecay: number;
-  emaInvGamma: number;
-  emaPower: number;
-  /** Random horizontal flips of training images. */
-  flip: boolean;
-  seed: number;
-  checkpointEvery: number;
-  /** Also a checkpoint once this many seconds of training have passed since the last; 0 disables. */
-  checkpointSeconds: number;
-  /** A sample grid (DDIM, `sampleSteps` steps, fixed noise) every N steps; 0 disables. */
-  sampleEvery: number;
-  sampleSteps: number;
-  numSamples: number;
-  logEvery: number;
-}
-
-export const TRAIN_DEFAULTS: TrainOptions = {
-  steps: 1000,
-  batchSize: 64,
-  lr: 1e-4,
-  warmupSteps: 500,
-  lrSchedule: "constant",
-  adamBetas: [0.95, 0.999],
-  adamEps: 1e-8,
-  weightDecay: 1e-6,
-  gradClip: 1,
-  ema: true,
-  emaMaxDecay: 0.9999,
-  emaInvGamma: 1,
-  emaPower: 3 / 4,
-  flip: false,
-  seed: 0,
-  checkpointEvery: 500,
-  checkpointSeconds: 120,
-  sampleEvery: 0,
-  sampleSteps: 50,
-  numSamples: 16,
-  logEvery: 10,
-};
+export { CheckpointError, checkpointState, TRAIN_DEFAULTS, type TrainerState, type TrainOptions };
 
 export interface StepInfo {
   step: number;
@@ -83,9 +33,6 @@ export interface TrainHooks {
 
 export const CHECKPOINT_NAME = "checkpoint.safetensors";
 
-/** Options a resumed run may change: they do not touch the optimisation (steps extends it). */
-const RESUMABLE_CHANGES = new Set<keyof TrainOptions>(["steps", "checkpointEvery", "checkpointSeconds", "sampleEvery", "sampleSteps", "numSamples", "logEvery"]);
-
 /** Training stopped because the loss, the gradient or the weights stopped being finite. */
 export class TrainingDivergedError extends Error {
   override name = "TrainingDivergedError";
@@ -96,11 +43,6 @@ export class TrainingDivergedError extends Error {
   ) {
     super(message);
   }
-}
-
-/** A checkpoint that cannot be resumed from: not one of ours, damaged, or holding NaN. */
-export class CheckpointError extends Error {
-  override name = "CheckpointError";
 }
 
 /** The learning rate at `step` (0-based). */
@@ -366,42 +308,3 @@ function firstNonFinite(tensors: readonly Tensor[]): number {
   );
 }
 
-/** The counters and options a checkpoint's metadata holds. */
-export interface TrainerState {
-  step: number;
-  ema_step: number;
-  options: TrainOptions;
-  /** The losses of the steps since the last log entry. */
-  loss_window: number[];
-}
-
-const describe = (value: unknown): string => (value === undefined ? "missing" : `${JSON.stringify(value)?.slice(0, 40)}`);
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
-const sameKind = (value: unknown, like: unknown): boolean =>
-  Array.isArray(like) ? Array.isArray(value) && value.length === like.length && value.every((x) => typeof x === "number") : typeof value === typeof like && value !== null;
-
-/** The counters and options stored in a checkpoint's metadata, checked. */
-export function checkpointState(bytes: Uint8Array, file: string): TrainerState {
-  const text = parse(bytes, file).metadata.trainer_state;
-  if (!text) throw new CheckpointError(`${file} is not a diffprune training checkpoint (no trainer_state): train into a new folder`);
-  const damaged = (why: string) =>
-    new CheckpointError(`${file}: trainer_state ${why}; the checkpoint is damaged: delete it to restart this run from step 0, or train into a new folder`);
-  let state: unknown;
-  try {
-    state = JSON.parse(text);
-  } catch (err) {
-    throw damaged(`is not JSON (${err instanceof Error ? err.message : String(err)})`);
-  }
-  if (!isRecord(state)) throw damaged(`is ${describe(state)}, not an object`);
-  for (const key of ["step", "ema_step"])
-    if (!Number.isSafeInteger(state[key]) || (state[key] as number) < 0) throw damaged(`${key} is ${describe(state[key])}, not a count of steps`);
-  const options = state.options;
-  if (!isRecord(options)) throw damaged(`options is ${describe(options)}, not an object`);
-  for (const [key, like] of Object.entries(TRAIN_DEFAULTS) as [keyof TrainOptions, unknown][]) {
-    if (RESUMABLE_CHANGES.has(key) && !(key in options)) continue; // a newer setting that a resumed run may set anyway
-    if (!sameKind(options[key], like)) throw damaged(`options.${key} is ${describe(options[key])}, not ${Array.isArray(like) ? `${like.length} numbers` : `a ${typeof like}`}`);
-  }
-  const window = state.loss_window ?? []; // absent from checkpoints older than it
-  if (!Array.isArray(window) || !window.every((x) => Number.isFinite(x))) throw damaged(`loss_window is ${describe(window)}, not a list of losses`);
-  return { step: state.step as number, ema_step: state.ema_step as number, options: { ...TRAIN_DEFAULTS, ...options } as TrainOptions, loss_window: window as number[] };
-}
