@@ -97,7 +97,7 @@ export function resolveUNet2DConfig(raw: Record<string, unknown>, source = "conf
   checkScalars(c, raw, fail);
   const downsamplers = c.block_out_channels.length - 1;
   if (c.sample_size % 2 ** downsamplers !== 0)
-    fail(`sample_size ${c.sample_size} does not halve evenly through the ${downsamplers} downsamplers of its ${c.block_out_channels.length} blocks (the up path could not meet the skips); use a multiple of ${powerOfTwo(downsamplers)}`);
+    fail(`sample_size ${c.sample_size} does not halve evenly through the ${downsamplers} downsampler${downsamplers === 1 ? "" : "s"} of its ${c.block_out_channels.length} blocks (the up path could not meet the skips); use a multiple of ${powerOfTwo(downsamplers)}`);
   const tooLarge = whyTooLarge(c);
   if (tooLarge) fail(tooLarge);
   return c;
