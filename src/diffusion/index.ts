@@ -2,4 +2,6 @@
 export * from "./schedulers/index.js";
 export { denoisingLoss } from "./loss.js";
 export { generate, samplingScheduler, type GenerateOptions, type SchedulerName } from "./sample.js";
-export { Trainer, TRAIN_DEFAULTS, CHECKPOINT_NAME, learningRate, withWeights, checkpointState, type TrainOptions, type StepInfo, type TrainHooks } from "./train.js";
+export { Trainer, TrainingDivergedError, TRAIN_DEFAULTS, CHECKPOINT_NAME, learningRate, withWeights, checkpointState, type TrainOptions, type StepInfo, type TrainHooks } from "./train.js";
+export { CheckpointError } from "./train-options.js";
+export { RunLogError } from "./run-log.js";

@@ -6,6 +6,6 @@ export { CRITERIA, IMPORTANCE_VARIANTS, checkCriterion, checkImportanceVariant, 
 export { prune, removeChannels, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
 export { countOpsAndParams, type Cost, type LayerCost } from "./count.js";
 export { accumulateGradients, type GradientOptions, type GradientReport } from "./gradients.js";
-export { drawCalibration, loadCalibration, saveCalibration, type Calibration } from "./calibration.js";
+export { CalibrationError, drawCalibration, loadCalibration, saveCalibration, whyUnusable, type Calibration } from "./calibration.js";
 export { reinitialize } from "./reinit.js";
 export { pruneUNet, unetForward, type UNetPruneOptions, type UNetPruneReport } from "./unet.js";
