@@ -1,38 +1,59 @@
-// Option parsers for the CLI: each rejects bad input with a message saying what is expected.
+// Option parsers for the CLI: each rejects bad input with a message saying what is expected
+// (commander puts the flag in front: "option '--ratio <r>' argument '' is invalid: ...").
 import { InvalidArgumentError } from "commander";
 
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+/** A plain decimal number: no empty string (Number("") is 0), hex, NaN, Infinity or spaces. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+const shown = (value: string): string => (value.trim() === "" ? "an empty value" : JSON.stringify(value));
+
+/** `value` as a finite number, or an error saying `expected` (and what was given). */
+function parseNumber(value: string, expected: string): number {
+  const n = DECIMAL.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected ${expected}, got ${shown(value)}`);
   return n;
 }
 
-export function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("expected a non-negative integer");
-  return n;
-}
-
-export function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
-  return n;
-}
-
-/** A number in [0, 1) (dropout) or [0, 1] when `closed`. */
-export function fraction(closed = false): (value: string) => number {
+function parseWith(expected: string, ok: (n: number) => boolean): (value: string) => number {
   return (value) => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < 0 || (closed ? n > 1 : n >= 1)) throw new InvalidArgumentError(`expected a number in [0, 1${closed ? "]" : ")"}`);
+    const n = parseNumber(value, expected);
+    if (!ok(n)) throw new InvalidArgumentError(`expected ${expected}, got ${value}`);
     return n;
   };
 }
 
+export const positiveInt = parseWith("a positive integer", (n) => Number.isSafeInteger(n) && n > 0);
+
+export const nonNegativeInt = parseWith("a non-negative integer", (n) => Number.isSafeInteger(n) && n >= 0);
+
+export const positiveNumber = parseWith("a positive number", (n) => n > 0);
+
+export const nonNegativeNumber = parseWith("a number >= 0", (n) => n >= 0);
+
+/**
+ * A learning rate: positive and at most `max`. Larger ones make Adam's steps as large as the
+ * weights (1e30 turns every weight into NaN in one step).
+ */
+export function learningRate(max = 1): (value: string) => number {
+  return parseWith(`a learning rate in (0, ${max}]`, (n) => n > 0 && n <= max);
+}
+
+/** A number in [0, 1) (dropout) or [0, 1] when `closed`. */
+export function fraction(closed = false): (value: string) => number {
+  return parseWith(`a number in [0, 1${closed ? "]" : ")"}`, (n) => n >= 0 && (closed ? n <= 1 : n < 1));
+}
+
 export function oneOf<T extends string>(...choices: T[]): (value: string) => T {
   return (value) => {
-    if (!(choices as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(", ")}`);
+    if (!(choices as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(", ")}, got ${shown(value)}`);
     return value as T;
   };
+}
+
+/** The folder a dataset spec reads (folder:<dir>, cifar10:<dir>), or undefined for the built-in ones. */
+export function datasetPath(spec: string | undefined): string | undefined {
+  const m = spec ? /^(folder|cifar10|cifar10-test):(.+)$/.exec(spec) : null;
+  return m ? m[2] : undefined;
 }
 
 /** --skip's help, shared by sample, eval and demo. */

@@ -3,10 +3,11 @@
 // all models (the pretrained one too) from the same noise, measure them, and write the report.
 // Each stage leaves its result in the run folder and is skipped when that result is there, so an
 // interrupted run continues where it stopped (fine-tuning resumes from its last checkpoint).
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import * as torch from "../torch/index.js";
 import { encodePng, loadFile, makeGrid, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
+import { checkOutputs, makeDirs } from "../io/paths.js";
 import { openDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
 import { generate, samplingScheduler, type SkipType } from "../diffusion/index.js";
@@ -17,6 +18,7 @@ import { pruneAction, PRUNING_FILE, type PruningRecord } from "./prune.js";
 import { trainAction } from "./train.js";
 import { loadModelSource } from "./model-source.js";
 import { lossPoints } from "./plot.js";
+import { datasetPath } from "./args.js";
 import { Progress } from "./progress.js";
 
 export interface DemoOptions {
@@ -86,9 +88,28 @@ function checkRunFolder(o: DemoOptions): void {
       throw new Error(`${o.out} holds a demo run with other options (${differs.join(", ")}); continue it with the same options, or give another --out`);
     console.log(`continuing the run in ${o.out}`);
   } else {
-    mkdirSync(o.out, { recursive: true });
+    makeDirs(o.out);
     writeJsonAtomic(file, o);
   }
+}
+
+/** The run folder: new, empty, or an earlier demo run (to continue); never inside or around the inputs. */
+export function checkDemoPaths(o: Pick<DemoOptions, "model" | "data" | "out">): void {
+  checkOutputs(
+    [
+      {
+        flag: "--out",
+        path: o.out,
+        kind: "folder",
+        inPlace: true,
+        reuse: (names) => (names.length === 0 || names.includes("demo.json") ? null : `the folder is not empty and holds no demo run (demo.json); choose a new or empty folder`),
+      },
+    ],
+    [
+      { flag: "--model", path: o.model },
+      { flag: "--data", path: datasetPath(o.data) },
+    ],
+  );
 }
 
 /** The shared inputs: sampling noise and the calibration batch (images and noise). */
@@ -169,7 +190,7 @@ function sample(o: DemoOptions, name: string): void {
       },
     });
     const samples = quantize8bit(raw);
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     writeFileAtomic(join(dir, "grid.png"), torch.tidy(() => encodePng(makeGrid(samples.narrow(0, 0, Math.min(64, samples.shape[0]!)), 8))));
     saveFile({ samples }, file);
     torch.dispose([raw, samples]);
@@ -277,6 +298,7 @@ export function writeReport(o: DemoOptions, metrics: DemoMetrics, records: Map<s
 /** Runs (or continues) the whole workflow; returns what metrics.json holds. */
 export function runDemo(o: DemoOptions): DemoMetrics {
   // Inputs are checked before anything is written: a bad model or dataset leaves no run folder.
+  checkDemoPaths(o);
   const pretrained = load(o.model);
   try {
     openDataset(o.data, { sampleSize: pretrained.model.config.sample_size, channels: pretrained.model.config.in_channels });

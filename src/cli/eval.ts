@@ -1,14 +1,14 @@
 // `diffprune eval`: the numbers a pruned model is judged by (size, FID, SSIM/MSE against the
 // reference on shared initial noise, latency and speed-up), written to metrics.json and printed.
-import { dirname } from "node:path";
-import { mkdirSync } from "node:fs";
 import type { Command } from "commander";
 import { writeJsonAtomic } from "../io/index.js";
+import { checkOutputs, writeFileMakingDirs } from "../io/paths.js";
 import { openDataset } from "../data/index.js";
 import { resolveModelFolder, UNet2DModel } from "../models/index.js";
 import { DDPMScheduler, loadScheduler, SKIP_TYPES, type SkipType } from "../diffusion/index.js";
 import { ClassifierExtractor, evaluate, InceptionExtractor, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
-import { nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
+import { defaultClassifierDir } from "../metrics/extractors/classifier.js";
+import { datasetPath, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 import { initialNoise } from "./sample.js";
 
@@ -70,6 +70,17 @@ export function formatReport(r: EvalReport): string {
 
 export function evalAction(args: EvalArgs): void {
   if (args.ssim && !args.reference) throw new Error("--ssim compares the model's samples with the reference's: give --reference DIR");
+  checkOutputs(
+    [{ flag: "--out", path: args.out, kind: "file" }],
+    [
+      { flag: "--model", path: args.model },
+      { flag: "--reference", path: args.reference },
+      { flag: "--init-noise", path: args.initNoise },
+      { flag: "--classifier", path: args.classifier ?? defaultClassifierDir() },
+      { flag: "--inception-weights", path: args.inceptionWeights },
+      { flag: "--data", path: datasetPath(args.data) },
+    ],
+  );
   const model = UNet2DModel.fromPretrained(args.model);
   const reference = args.reference ? UNet2DModel.fromPretrained(args.reference) : null;
   const { schedulerDir } = resolveModelFolder(args.model);
@@ -118,8 +129,7 @@ export function evalAction(args: EvalArgs): void {
     init_noise: args.initNoise ?? null,
     ...report,
   };
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeJsonAtomic(args.out, metrics);
+  writeFileMakingDirs(args.out, (path) => writeJsonAtomic(path, metrics));
   if (args.json) console.log(JSON.stringify(metrics, null, 2));
   else console.log(`${formatReport(report)}\nmetrics in ${args.out}`);
   model.dispose();

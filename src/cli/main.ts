@@ -10,9 +10,10 @@ import { registerSample } from "./sample.js";
 import { registerTrain } from "./train.js";
 import { registerTrainClassifier } from "./train-classifier.js";
 
+// Every error is one line on stderr: commander's usage errors carry the help hint on the same line.
 const program = new Command("diffprune")
   .description("Diff-Pruning: structural pruning for diffusion models, on libtorch")
-  .showHelpAfterError("(add --help for usage)");
+  .configureOutput({ outputError: (text, write) => write(`diffprune: ${text.replace(/^error: /, "").trim()} (add --help for usage)\n`) });
 
 registerDemo(program);
 registerTrain(program);
@@ -23,7 +24,15 @@ registerEval(program);
 registerPrune(program);
 registerCount(program);
 
+/** An error as one line: libtorch appends its C++ backtrace on further lines, which say nothing to a user. */
+function oneLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const lines = text.split("\n").map((l) => l.trim());
+  const end = lines.findIndex((l) => /^(Exception raised from|frame #\d+)/.test(l));
+  return lines.slice(0, end < 0 ? undefined : end).filter((l) => l !== "").join(" ");
+}
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`diffprune: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`diffprune: ${oneLine(err)}`);
   process.exit(1);
 });

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { writeFileAtomic } from "../io/index.js";
+import { checkOutputs, writeFileMakingDirs } from "../io/paths.js";
 import { lineChart } from "../report/index.js";
 
 interface LogLine {
@@ -11,7 +12,13 @@ interface LogLine {
 
 /** (step, loss) of every entry of a training log (log.jsonl). */
 export function lossPoints(logFile: string): [number, number][] {
-  const lines = readFileSync(logFile, "utf8")
+  let text: string;
+  try {
+    text = readFileSync(logFile, "utf8");
+  } catch (err) {
+    throw new Error(`cannot read the log ${logFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; give a run's log.jsonl`);
+  }
+  const lines = text
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l, i) => {
@@ -38,7 +45,9 @@ export function registerPlot(program: Command): void {
     .requiredOption("--out <file>", "SVG file to write")
     .option("--title <text>", "chart title", "training loss")
     .action((args: { log: string; out: string; title: string }) => {
-      writeFileAtomic(args.out, lossCurve(args.log, args.title));
+      checkOutputs([{ flag: "--out", path: args.out, kind: "file" }], [{ flag: "--log", path: args.log }]);
+      const svg = lossCurve(args.log, args.title);
+      writeFileMakingDirs(args.out, (path) => writeFileAtomic(path, svg));
       console.log(`wrote ${args.out}`);
     });
 }

@@ -1,11 +1,11 @@
 // `diffprune sample`: images from a model folder, as PNGs, a grid, and the raw float samples.
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import * as torch from "../torch/index.js";
 import { imageFromTensor, loadFile, makeGrid, saveFile, writePng } from "../io/index.js";
 import { resolveModelFolder, UNet2DModel } from "../models/index.js";
 import { DDPMScheduler, generate, loadScheduler, samplingScheduler, SKIP_TYPES, type SchedulerName, type SkipType } from "../diffusion/index.js";
+import { checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 
@@ -35,10 +35,27 @@ export function initialNoise(model: UNet2DModel, args: Pick<SampleArgs, "initNoi
   if (!noise) throw new Error(`${args.initNoise} has no tensor named "noise" (it holds: ${[...tensors.keys()].join(", ") || "nothing"})`);
   if (noise.ndim !== 4 || noise.shape.slice(1).join() !== expected.join())
     throw new Error(`${args.initNoise}: noise has shape [${noise.shape.join(", ")}] but the model takes [N, ${expected.join(", ")}]`);
-  return noise.float();
+  if (noise.shape[0] === 0) throw new Error(`${args.initNoise}: noise holds no samples (shape [${noise.shape.join(", ")}]); give at least one`);
+  const values = noise.float();
+  const bad = torch.tidy(() => values.isfinite().logicalNot().sum().item());
+  if (bad > 0) {
+    values.dispose();
+    throw new Error(`${args.initNoise}: noise holds ${bad} NaN or infinite values; initial noise must be finite (e.g. standard normal draws)`);
+  }
+  return values;
 }
 
+/** What sample writes; an existing --out holding only these (or nothing) may be replaced. */
+const isSampleOutput = (name: string): boolean => /^\d{5,}\.png$/.test(name) || name === "grid.png" || name === "samples.safetensors";
+
 export function sampleAction(args: SampleArgs): void {
+  checkOutputs(
+    [{ flag: "--out", path: args.out, kind: "folder", reuse: onlyHolds("samples (NNNNN.png, grid.png, samples.safetensors)", isSampleOutput) }],
+    [
+      { flag: "--model", path: args.model },
+      { flag: "--init-noise", path: args.initNoise },
+    ],
+  );
   const model = UNet2DModel.fromPretrained(args.model);
   const { schedulerDir } = resolveModelFolder(args.model);
   const base = schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler();
@@ -57,10 +74,12 @@ export function sampleAction(args: SampleArgs): void {
       progress.update(done);
     },
   });
-  mkdirSync(args.out, { recursive: true });
-  for (let i = 0; i < n; i++) torch.tidy(() => writePng(join(args.out, `${String(i).padStart(5, "0")}.png`), imageFromTensor(samples.select(0, i))));
-  writePng(join(args.out, "grid.png"), makeGrid(samples));
-  saveFile({ samples }, join(args.out, "samples.safetensors"));
+  // Built beside --out and renamed into place: never a set mixing two runs, or a partial one.
+  writeFolderAtomic(args.out, (dir) => {
+    for (let i = 0; i < n; i++) torch.tidy(() => writePng(join(dir, `${String(i).padStart(5, "0")}.png`), imageFromTensor(samples.select(0, i))));
+    writePng(join(dir, "grid.png"), makeGrid(samples));
+    saveFile({ samples }, join(dir, "samples.safetensors"));
+  });
   console.log(`${n} samples in ${args.out} (grid.png, samples.safetensors)`);
 }
 

@@ -2,7 +2,7 @@
 // one-line error and a non-zero exit, with nothing half-written.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
@@ -49,9 +49,11 @@ describe("diffprune sample", () => {
 });
 
 describe("bad input", () => {
+  const notModel = join(scratch, "not-a-model");
+  mkdirSync(notModel);
   const cases: [string, string[], RegExp][] = [
     ["a missing model folder", ["sample", "--model", join(scratch, "nope"), "--out", join(scratch, "o1")], /no such folder/],
-    ["a folder that is not a model", ["sample", "--model", scratch, "--out", join(scratch, "o2")], /neither config.json nor unet\/config.json/],
+    ["a folder that is not a model", ["sample", "--model", notModel, "--out", join(scratch, "o2")], /neither config.json nor unet\/config.json/],
     ["an invalid number", ["sample", "--model", fixture("unet-tiny"), "--steps", "ten", "--out", join(scratch, "o3")], /expected a positive integer/],
     ["an unknown scheduler", ["sample", "--model", fixture("unet-tiny"), "--scheduler", "euler", "--out", join(scratch, "o4")], /expected one of ddim, ddpm/],
     ["noise of the wrong shape", ["sample", "--model", fixture("unet-tiny"), "--init-noise", fixture("unet-tiny", "forward.safetensors"), "--out", join(scratch, "o5")], /has no tensor named "noise"/],

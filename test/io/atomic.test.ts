@@ -1,9 +1,11 @@
 // Atomic writes: the target is replaced whole, and a failed write leaves it as it was.
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { writeFileAtomic, writeFileAtomicAsync, writeJsonAtomic } from "../../src/io/index.js";
+import { FileWriteError, withPath } from "../../src/io/atomic.js";
 import { scratchDir } from "../helpers/fixtures.js";
 
 const dir = scratchDir();
@@ -19,8 +21,9 @@ test("replaces the target whole and leaves no temp file", () => {
   assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith("a.bin") || f.startsWith(".a.bin")), ["a.bin"]);
 });
 
-test("a write into a missing directory throws and creates nothing", () => {
-  assert.throws(() => writeFileAtomic(join(dir, "no-such-dir", "x.bin"), "data"), /ENOENT/);
+test("a write into a missing directory throws, naming the target, and creates nothing", () => {
+  const target = join(dir, "no-such-dir", "x.bin");
+  assert.throws(() => writeFileAtomic(target, "data"), { message: `cannot write ${target}: its folder ${join(dir, "no-such-dir")} does not exist (ENOENT)` });
   assert.deepEqual(readdirSync(dir).filter((f) => f.includes("no-such-dir")), []);
 });
 
@@ -34,11 +37,11 @@ test("data that fails to write leaves the old file intact and no temp file", () 
   assert.deepEqual(readdirSync(sub), ["model.safetensors"]);
 });
 
-test("renaming onto a directory fails cleanly", () => {
+test("renaming onto a directory fails cleanly, naming the target", () => {
   const sub = join(dir, "target-is-dir");
   mkdir(join(sub, "x"));
   writeFileSync(join(sub, "x", "inside"), "keep");
-  assert.throws(() => writeFileAtomic(join(sub, "x"), "data"));
+  assert.throws(() => writeFileAtomic(join(sub, "x"), "data"), { message: `cannot write ${join(sub, "x")}: it is a folder (EISDIR)` });
   assert.deepEqual(readdirSync(sub), ["x"]);
   assert.equal(readFileSync(join(sub, "x", "inside"), "utf8"), "keep");
 });
@@ -59,6 +62,34 @@ test("writeJsonAtomic writes pretty JSON with a trailing newline", () => {
   assert.equal(readFileSync(path, "utf8"), '{\n  "_class_name": "UNet2DModel",\n  "block_out_channels": [\n    32,\n    64\n  ]\n}\n');
   assert.throws(() => writeJsonAtomic(path, undefined), /not JSON-serializable/);
   assert.ok(readFileSync(path, "utf8").startsWith("{"));
+});
+
+test("file system errors name the target (Node's ENOSPC, EACCES name none, or only the temp file)", () => {
+  const enospc = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+  const err = withPath(enospc, "/data/out/model.safetensors");
+  assert.ok(err instanceof FileWriteError);
+  assert.equal(err.message, "cannot write /data/out/model.safetensors: the disk is full (ENOSPC)");
+  assert.equal(err.code, "ENOSPC");
+  const eacces = Object.assign(new Error("EACCES: permission denied, open '/x/.a.1.0123456789ab.tmp'"), { code: "EACCES" });
+  assert.equal((withPath(eacces, "/x/a") as Error).message, "cannot write /x/a: permission denied (EACCES)");
+  const other = Object.assign(new Error("EWEIRD: something odd, open '/x/.a.tmp'"), { code: "EWEIRD" });
+  assert.equal((withPath(other, "/x/a") as Error).message, "cannot write /x/a: something odd (EWEIRD)");
+  const typeError = new TypeError("not bytes");
+  assert.equal(withPath(typeError, "/x/a"), typeError, "errors that are not the file system's pass through");
+});
+
+test("temp files of killed writers are removed by the next write into the folder; live writers' are kept", () => {
+  const sub = join(dir, "stale");
+  mkdir(sub);
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
+  const hourAgo = new Date(Date.now() - 3600e3);
+  const stale = [`.00001.png.${dead}.0123456789ab.tmp`, `.model.safetensors.${process.pid}.abcdefabcdef.tmp`]; // a dead pid; ours, but older than us (a reused pid)
+  for (const name of stale) writeFileSync(join(sub, name), "half");
+  for (const name of stale) utimesSync(join(sub, name), hourAgo, hourAgo);
+  const kept = [`.grid.png.${process.pid}.111111111111.tmp`, `.x.${dead}.nothex.tmp`, ".hidden"]; // written now; not a temp name; the user's
+  for (const name of kept) writeFileSync(join(sub, name), "");
+  writeFileAtomic(join(sub, "00000.png"), "png");
+  assert.deepEqual(readdirSync(sub).sort(), [...kept, "00000.png"].sort());
 });
 
 function mkdir(path: string): void {

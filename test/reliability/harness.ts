@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { repoRoot } from "../helpers/fixtures.js";
 
@@ -43,6 +43,19 @@ export function runCli(args: string[], timeoutMs = 120_000) {
   return spawnSync(process.execPath, [main, ...args], { encoding: "utf8", timeout: timeoutMs, env: { ...process.env, DIFFPRUNE_NUM_THREADS: "1" } });
 }
 
+/** Progress bars (src/cli/progress.ts) and tty redraws are not messages; every other line is. */
+const PROGRESS_LINE = /\[[#-]+\] \d+\/\d+ /;
+export const messageLines = (stderr: string): string[] =>
+  stderr.split("\n").filter((l) => l.trim() !== "" && !/^\s*\[|\r/.test(l) && !/^setup:/.test(l) && !PROGRESS_LINE.test(l));
+
+/** Temp files or folders an atomic writer left beside `path` (`.<name>.<pid>.<hex>.tmp`). */
+export function tempsBeside(path: string): string[] {
+  const dir = dirname(path);
+  if (!existsSync(dir)) return [];
+  const prefix = `.${basename(path)}.`;
+  return readdirSync(dir).filter((n) => n.startsWith(prefix) && n.endsWith(".tmp"));
+}
+
 const resolve = <T>(x: T | (() => T) | undefined, fallback: T): T => (x === undefined ? fallback : typeof x === "function" ? (x as () => T)() : x);
 
 /** Registers one test per case. */
@@ -54,7 +67,7 @@ export function badInputs(cases: BadInput[]): void {
       const before = unchanged.map(digest);
       const r = runCli(args, c.timeoutMs);
       assert.equal(r.signal, null, `killed by ${r.signal} (a hang or a crash)`);
-      const lines = r.stderr.split("\n").filter((l) => l.trim() !== "" && !/^\s*\[|\r/.test(l) && !/^setup:/.test(l));
+      const lines = messageLines(r.stderr);
       if (c.warning) {
         assert.equal(r.status, 0, r.stderr);
         assert.ok(lines.some((l) => c.message.test(l)), `a warning matching ${c.message}, got:\n${r.stderr}`);
@@ -63,7 +76,10 @@ export function badInputs(cases: BadInput[]): void {
         assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
         assert.match(lines[0]!, c.message);
         assert.doesNotMatch(r.stderr, /\n\s+at |node:internal|Error: .*\n.*\n/, "no stack trace");
-        for (const p of resolve(c.noOutput, [])) assert.ok(!existsSync(p), `${p} was left behind`);
+        for (const p of resolve(c.noOutput, [])) {
+          assert.ok(!existsSync(p), `${p} was left behind`);
+          assert.deepEqual(tempsBeside(p), [], `temp files of ${p} were left behind`);
+        }
       }
       unchanged.forEach((p, i) => assert.equal(digest(p), before[i], `${p} was changed`));
     });
