@@ -2,7 +2,7 @@
 // reference on shared initial noise, latency and speed-up), written to metrics.json and printed.
 import type { Command } from "commander";
 import { writeJsonAtomic } from "../io/index.js";
-import { checkOutputs, writeFileMakingDirs } from "../io/paths.js";
+import { checkInputFiles, checkOutputs, writeFileMakingDirs } from "../io/paths.js";
 import { openDataset } from "../data/index.js";
 import { resolveModelFolder, UNet2DModel } from "../models/index.js";
 import { DDPMScheduler, loadScheduler, SKIP_TYPES, type SkipType } from "../diffusion/index.js";
@@ -81,6 +81,10 @@ export function evalAction(args: EvalArgs): void {
       { flag: "--data", path: datasetPath(args.data) },
     ],
   );
+  checkInputFiles([
+    { flag: "--init-noise", path: args.initNoise },
+    { flag: "--inception-weights", path: args.inceptionWeights },
+  ]);
   const model = UNet2DModel.fromPretrained(args.model);
   const reference = args.reference ? UNet2DModel.fromPretrained(args.reference) : null;
   const { schedulerDir } = resolveModelFolder(args.model);

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { writeFileAtomic } from "../io/index.js";
-import { checkOutputs, writeFileMakingDirs } from "../io/paths.js";
+import { checkInputFiles, checkOutputs, writeFileMakingDirs } from "../io/paths.js";
 import { lineChart } from "../report/index.js";
 
 interface LogLine {
@@ -46,6 +46,7 @@ export function registerPlot(program: Command): void {
     .option("--title <text>", "chart title", "training loss")
     .action((args: { log: string; out: string; title: string }) => {
       checkOutputs([{ flag: "--out", path: args.out, kind: "file" }], [{ flag: "--log", path: args.log }]);
+      checkInputFiles([{ flag: "--log", path: args.log }]);
       const svg = lossCurve(args.log, args.title);
       writeFileMakingDirs(args.out, (path) => writeFileAtomic(path, svg));
       console.log(`wrote ${args.out}`);

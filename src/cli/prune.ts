@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../io/index.js";
-import { checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
+import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { CONFIG_NAME, WEIGHTS_NAME, type UNet2DModel } from "../models/index.js";
 import {
   CRITERIA,
@@ -73,6 +73,10 @@ export function checkPrunePaths(args: Pick<PruneArgs, "model" | "config" | "cali
       { flag: "--data", path: datasetPath(args.data) },
     ],
   );
+  checkInputFiles([
+    { flag: "--config", path: args.config },
+    { flag: "--calibration", path: args.calibration },
+  ]);
 }
 
 /** Channels a local prune at `ratio` takes from `group` (the pruner's rounding, on the unpruned sizes). */

@@ -5,7 +5,7 @@ import * as torch from "../torch/index.js";
 import { imageFromTensor, loadFile, makeGrid, saveFile, writePng } from "../io/index.js";
 import { resolveModelFolder, UNet2DModel } from "../models/index.js";
 import { DDPMScheduler, generate, loadScheduler, samplingScheduler, SKIP_TYPES, type SchedulerName, type SkipType } from "../diffusion/index.js";
-import { checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
+import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 
@@ -56,6 +56,7 @@ export function sampleAction(args: SampleArgs): void {
       { flag: "--init-noise", path: args.initNoise },
     ],
   );
+  checkInputFiles([{ flag: "--init-noise", path: args.initNoise }]);
   const model = UNet2DModel.fromPretrained(args.model);
   const { schedulerDir } = resolveModelFolder(args.model);
   const base = schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler();

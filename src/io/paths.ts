@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, mkdirSync, readdirSync, realpathSync
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { FileWriteError, fsyncDir, isTempName, removeStaleTemps, tempPathFor, withPath } from "./atomic.js";
 
-/** An output that cannot be written, found before the work that would have filled it. */
+/** An output that cannot be written (or an input file that is not there), found before the work. */
 export class OutputPathError extends Error {
   override name = "OutputPathError";
 }
@@ -169,6 +169,20 @@ export function checkOutputs(outputs: OutputPath[], inputs: InputPath[] = []): v
       const [ca, cb] = [canonicalPath(a.path), canonicalPath(b.path)];
       if (isWithin(ca, cb) || isWithin(cb, ca)) throw new OutputPathError(`${a.flag} ${a.path} and ${b.flag} ${b.path} overlap; give them separate places`);
     }
+}
+
+/** Refuses, naming the flag, an input file that is missing or is a folder (before any work, like the outputs). */
+export function checkInputFiles(inputs: InputPath[]): void {
+  for (const { flag, path } of inputs) {
+    if (path === undefined) continue;
+    let isDir: boolean;
+    try {
+      isDir = statSync(path).isDirectory();
+    } catch (err) {
+      throw new OutputPathError(`${flag} ${path}: ${code(err) === "ENOENT" ? "no such file" : `cannot read it (${code(err) ?? String(err)})`}`);
+    }
+    if (isDir) throw new OutputPathError(`${flag} ${path}: it is a folder; ${flag} takes a file`);
+  }
 }
 
 /** A reuse rule: an existing folder may be replaced when it is empty or holds only what `owns` accepts. */

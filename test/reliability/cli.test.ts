@@ -189,7 +189,6 @@ describe("outputs are checked before any work and never overwrite an input", () 
     { name: "plot --out the --log file", args: ["plot", "--log", log, "--out", log], message: /it is the --log file/, unchanged: [log] },
     { name: "plot --out an existing folder", args: ["plot", "--log", log, "--out", userFolder], message: /it is a folder, but --out takes a file path/, unchanged: [userFolder] },
     { name: "plot --out /sys/x.svg", args: ["plot", "--log", log, "--out", "/sys/diffprune.svg"], message: /\/sys is a pseudo file system/, timeoutMs: 30_000 },
-    { name: "plot a missing log makes no --out folder", args: ["plot", "--log", join(scratch, "no-log"), "--out", join(out("plot-new"), "loss.svg")], message: /no-log/, noOutput: [out("plot-new")] },
     // train, finetune
     { name: "finetune --out equal to --model", args: finetune("--out", model), message: /it is the --model folder/, unchanged: [model] },
     { name: "finetune --out inside --model", args: finetune("--out", join(model, "run")), message: /inside the --model folder/, noOutput: [join(model, "run")], unchanged: [model] },
@@ -202,11 +201,36 @@ describe("outputs are checked before any work and never overwrite an input", () 
     { name: "train-classifier --out an existing file", args: classifier("--out", aFile), message: /it is a file, but --out takes a folder/, unchanged: [aFile] },
     { name: "train-classifier --out a model folder", args: classifier("--out", model), message: /which are not a classifier/, unchanged: [model] },
     { name: "train-classifier --out /proc/x", args: classifier("--out", "/proc/diffprune-classifier"), message: /\/proc is a pseudo file system/, timeoutMs: 30_000 },
+    {
+      name: "train that fails before its first step leaves no run folder",
+      args: train("--batch-size", "20000", "--out", join(out("train-new"), "run")),
+      message: /batchSize 20000 .* leaves no batch/,
+      noOutput: [out("train-new")],
+    },
+    { name: "train --out \"\"", args: train("--out", ""), message: /--out is empty: give a folder path/ },
     // demo
     { name: "demo --out equal to --model", args: demo("--out", model), message: /it is the --model folder/, unchanged: [model] },
     { name: "demo --out inside --model", args: demo("--out", join(model, "demo")), message: /inside the --model folder/, noOutput: [join(model, "demo")], unchanged: [model] },
     { name: "demo --out a folder that holds no demo run", args: demo("--out", userFolder), message: /not empty and holds no demo run/, unchanged: [userFolder] },
     { name: "demo --out an existing file", args: demo("--out", aFile), message: /it is a file, but --out takes a folder/, unchanged: [aFile] },
     { name: "demo --out inside the --data folder", args: demo("--data", `folder:${userFolder}`, "--out", join(userFolder, "run")), message: /inside the --data folder/, noOutput: [join(userFolder, "run")], unchanged: [userFolder] },
+    { name: "demo --out /proc/x", args: demo("--out", "/proc/diffprune-demo"), message: /\/proc is a pseudo file system/, timeoutMs: 30_000 },
+    // more empty paths, and outputs under files
+    { name: "sample --out \"\"", args: sample("--out", ""), message: /--out is empty: give a folder path/ },
+    { name: "eval --out \"\"", args: evaluate("--out", ""), message: /--out is empty: give a file path/ },
+    { name: "plot --out under a file", args: ["plot", "--log", log, "--out", join(aFile, "loss.svg")], message: /a-file is a file, so a file cannot be made under it/, unchanged: [aFile] },
+  ]);
+});
+
+describe("input files that are missing or folders are refused naming the flag, before any work", () => {
+  const missing = join(scratch, "missing.safetensors");
+  badInputs([
+    { name: "sample --init-noise missing", args: sample("--init-noise", missing, "--out", out("in1")), message: /--init-noise .*missing\.safetensors: no such file$/, noOutput: [out("in1")] },
+    { name: "sample --init-noise a folder", args: sample("--init-noise", userFolder, "--out", out("in2")), message: /--init-noise .*user-folder: it is a folder; --init-noise takes a file/, noOutput: [out("in2")] },
+    { name: "eval --init-noise missing", args: ["eval", "--model", model, "--reference", model, "--ssim", "--init-noise", missing, "--out", join(out("in3"), "m.json")], message: /--init-noise .*: no such file/, noOutput: [out("in3")] },
+    { name: "eval --inception-weights missing", args: evaluate("--fid", "--extractor", "inception", "--inception-weights", missing, "--out", join(out("in4"), "m.json")), message: /--inception-weights .*: no such file/, noOutput: [out("in4")] },
+    { name: "prune --calibration missing", args: prune("--method", "taylor", "--calibration", missing, "--out", out("in5")), message: /--calibration .*: no such file/, noOutput: [out("in5")] },
+    { name: "prune --config a folder", args: ["prune", "--config", model, "--method", "magnitude", "--ratio", "0.3", "--out", out("in6")], message: /--config .*: it is a folder; --config takes a file/, noOutput: [out("in6")] },
+    { name: "plot --log missing", args: ["plot", "--log", join(scratch, "no-log.jsonl"), "--out", join(out("in7"), "loss.svg")], message: /--log .*no-log\.jsonl: no such file/, noOutput: [out("in7")] },
   ]);
 });
