@@ -9,7 +9,8 @@ import * as torch from "../../src/torch/index.js";
 import { loadFile } from "../../src/io/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { loadScheduler } from "../../src/diffusion/index.js";
-import { countOpsAndParams, DependencyGraph, loadCalibration, prune, pruneUNet, pruningGroups, unetForward, type PruningGroup } from "../../src/pruning/index.js";
+import { accumulateGradients, countOpsAndParams, DependencyGraph, loadCalibration, prune, pruneUNet, pruningGroups, unetForward, type PruningGroup } from "../../src/pruning/index.js";
+import type { Tensor } from "../../src/torch/index.js";
 import { fixture } from "../helpers/fixtures.js";
 
 type Method = "magnitude" | "taylor" | "diff-pruning";
@@ -34,11 +35,18 @@ function memberNames(graph: DependencyGraph, group: PruningGroup): string[] {
 }
 
 /** Prunes the base model as the reference did and counts the tensors that equal the reference's (1e-4). */
-function pruneAndCompare(method: Method): { total: number; shapes: number; equal: number; history: { root: string; removed: number[] }[]; tPrime: number | null; losses: number[] } {
+function pruneAndCompare(method: Method): { total: number; shapes: number; equal: number; history: { root: string; removed: number[] }[] } {
   const model = base();
   const dir = fixture("prune-parity", "base");
   const calibration = method === "magnitude" ? null : loadCalibration(fixture("prune-parity", "base", "calibration.safetensors"), model.config);
   const report = pruneUNet(model, { criterion: method, ratio: 0.3, scheduler: loadScheduler(dir), calibration, ignoredLayers: ["conv_out"] });
+  const counts = compareWith(model, method);
+  model.dispose();
+  return { ...counts, history: report.history };
+}
+
+/** How many of the reference's pruned tensors `model` has at the same shape, and equal to 1e-4. */
+function compareWith(model: UNet2DModel, method: Method): { total: number; shapes: number; equal: number } {
   const expected = loadFile(fixture("prune-parity", `pruned-${method}`, "diffusion_pytorch_model.safetensors"));
   const ours = model.stateDict();
   let shapes = 0;
@@ -51,9 +59,7 @@ function pruneAndCompare(method: Method): { total: number; shapes: number; equal
     if (torch.tidy(() => o.sub(t).abs().max().item()) <= 1e-4) equal++;
   }
   assert.equal(ours.size, expected.size, "no tensor more or less than the reference's");
-  const tPrime = report.gradients?.tPrime ?? null;
-  model.dispose();
-  return { total: expected.size, shapes, equal, history: report.history, tPrime, losses: report.gradients?.losses ?? [] };
+  return { total: expected.size, shapes, equal };
 }
 
 describe("pruning parity with Torch-Pruning 1.3.7 (prune-parity)", () => {
@@ -73,8 +79,9 @@ describe("pruning parity with Torch-Pruning 1.3.7 (prune-parity)", () => {
     model.dispose();
   });
 
-  test("magnitude: the same channels removed group by group, and every tensor equal", () => {
+  test("magnitude: the same channels removed group by group, and every tensor equal", (t) => {
     const r = pruneAndCompare("magnitude");
+    t.diagnostic(`magnitude: ${r.equal} of ${r.total} tensors equal`);
     assert.deepEqual(
       r.history.map(({ root, removed }) => ({ root, removed })),
       reference.magnitude.groups_in_pruning_order.map(({ root, removed }) => ({ root, removed })),
@@ -83,14 +90,42 @@ describe("pruning parity with Torch-Pruning 1.3.7 (prune-parity)", () => {
     assert.equal(r.equal, r.total, `${r.equal} of ${r.total} tensors equal`);
   });
 
-  test("diff-pruning: T' as the reference's, all shapes and at least 97% of tensors equal", () => {
-    const r = pruneAndCompare("diff-pruning");
-    const ref = reference["diff-pruning"];
-    assert.equal(r.tPrime! + 1, ref.timesteps_used, "timesteps 0..T' accumulated");
-    assert.equal(r.losses.length, ref.losses.length);
-    r.losses.forEach((l, t) => assert.ok(Math.abs(l - ref.losses[t]!) <= 1e-4 * ref.losses[t]!, `loss at t=${t}: ${l} vs ${ref.losses[t]}`));
-    assert.equal(r.shapes, r.total);
-    assert.ok(r.equal >= 0.97 * r.total, `${r.equal} of ${r.total} tensors equal`);
+  test("taylor and diff-pruning from one gradient loop: the reference's losses and T', all shapes and at least 97% of tensors equal", (t) => {
+    // One pass over t = 0..999 serves both: diff-pruning's gradients are the sum up to T'.
+    const model = base();
+    const dir = fixture("prune-parity", "base");
+    const scheduler = loadScheduler(dir);
+    const calibration = loadCalibration(fixture("prune-parity", "base", "calibration.safetensors"), model.config);
+    const ref = reference.taylor;
+    const dp = reference["diff-pruning"];
+    // T' from the reference's own losses: the first t whose loss is below 0.05 x the max so far.
+    let max = 0;
+    const tPrime = dp.losses.findIndex((l) => ((max = Math.max(max, l)), l < 0.05 * max));
+    assert.equal(tPrime + 1, dp.timesteps_used);
+    let atTPrime = new Map<string, Tensor>();
+    const report = accumulateGradients(model, {
+      ...calibration,
+      scheduler,
+      thr: null,
+      onStep: (step) => {
+        if (step === tPrime) atTPrime = new Map(Array.from(model.namedParameters(), ([n, p]) => [n, torch.keep(p.grad!.clone())] as const));
+      },
+    });
+    assert.equal(report.losses.length, ref.timesteps_used);
+    report.losses.forEach((l, t) => assert.ok(Math.abs(l - ref.losses[t]!) <= 1e-4 * ref.losses[t]!, `loss at t=${t}: ${l} vs ${ref.losses[t]}`));
+    const atEnd = new Map(Array.from(model.namedParameters(), ([n, p]) => [n, torch.keep(p.grad!.clone())] as const));
+    model.dispose();
+    for (const [method, grads] of [["taylor", atEnd], ["diff-pruning", atTPrime]] as const) {
+      const pruned = base();
+      for (const [n, p] of pruned.namedParameters()) p.grad = grads.get(n)!;
+      prune(pruned, { criterion: method, ratio: 0.3, forward: unetForward(pruned), ignoredLayers: ["conv_out"] });
+      const r = compareWith(pruned, method);
+      t.diagnostic(`${method}: ${r.equal} of ${r.total} tensors equal, ${r.shapes} of the same shape`);
+      assert.equal(r.shapes, r.total, `${method}: every shape`);
+      assert.ok(r.equal >= 0.97 * r.total, `${method}: ${r.equal} of ${r.total} tensors equal`);
+      pruned.dispose();
+    }
+    torch.dispose([...atEnd.values(), ...atTPrime.values()]);
   });
 
   test("a latent UNet with multi-head attention (ldm-tiny, as ldm_prune.py prunes it): params, MACs and every tensor", () => {
