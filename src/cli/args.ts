@@ -43,6 +43,9 @@ export function fraction(closed = false): (value: string) => number {
   return parseWith(`a number in [0, 1${closed ? "]" : ")"}`, (n) => n >= 0 && (closed ? n <= 1 : n < 1));
 }
 
+/** A number in (0, 1]: a share that must leave something (--max-ratio 0 would let no group lose a channel). */
+export const positiveFraction = parseWith("a number in (0, 1]", (n) => n > 0 && n <= 1);
+
 export function oneOf<T extends string>(...choices: T[]): (value: string) => T {
   return (value) => {
     if (!(choices as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(", ")}, got ${shown(value)}`);

@@ -24,7 +24,7 @@ import {
   type PruningGroup,
   type UNetPruneReport,
 } from "../pruning/index.js";
-import { datasetPath, fraction, nonNegativeInt, positiveInt } from "./args.js";
+import { datasetPath, fraction, nonNegativeInt, positiveFraction, positiveInt } from "./args.js";
 import { formatCount } from "./count.js";
 import { loadModelSource, type ModelSourceArgs } from "./model-source.js";
 import { Progress } from "./progress.js";
@@ -102,10 +102,10 @@ const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
  */
 export function checkWouldPrune(model: UNet2DModel, args: Pick<PruneArgs, "ratio" | "roundTo" | "maxRatio" | "pruneHeads" | "global" | "allowUnchanged">, ignored: string[]): string[] {
   const ratio = Math.min(args.ratio, args.maxRatio);
+  if (ratio === 0) return refuseOrWarn(`--ratio 0 prunes nothing: give a ratio above 0; or add --allow-unchanged to write the model as it is`, args);
   const groups = [...pruningGroups(DependencyGraph.build(model, unetForward(model)), ignored)].filter((g) => g.blocked === null && g.channels > 1);
   const accept = "; or add --allow-unchanged to write the model as it is";
   if (groups.length === 0) return refuseOrWarn(`no group of channels can be pruned (every one is ignored or tied to the output)${accept}`, args);
-  if (ratio === 0) return refuseOrWarn(`--ratio 0 prunes nothing: give a ratio above 0${accept}`, args);
   const roundTo = args.roundTo ?? null;
   const largest = Math.max(...groups.map((g) => g.channels));
   if (roundTo !== null && roundTo >= largest)
@@ -254,7 +254,7 @@ export function registerPrune(program: Command): void {
     .option("--seed <n>", "seed of the calibration draw, the noise, random scores and --config weights", nonNegativeInt, 0)
     .option("--global", "rank channels across all groups instead of within each group")
     .option("--round-to <n>", "keep channel counts at multiples of n", positiveInt)
-    .option("--max-ratio <r>", "no group loses more than this fraction", fraction(true), 1)
+    .option("--max-ratio <r>", "no group loses more than this fraction, in (0, 1]", positiveFraction, 1)
     .option("--ignore <names>", "comma-separated module paths whose output channels stay (the output conv always stays)")
     .option("--iterative-steps <n>", "prune in n steps of growing ratio", positiveInt, 1)
     .option("--prune-heads", "multi-head attention loses whole heads instead of channels in every head")

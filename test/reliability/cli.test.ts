@@ -83,7 +83,8 @@ describe("numeric flags: empty, garbage, NaN, Infinity and out-of-range values a
     flag(prune(), "--seed", "-1", /expected a non-negative integer/, o),
     flag(prune(), "--round-to", "0", /expected a positive integer/, o),
     flag(prune(), "--round-to", "", /got an empty value/, o),
-    flag(prune(), "--max-ratio", "1.5", /expected a number in \[0, 1\]/, o),
+    flag(prune(), "--max-ratio", "1.5", /expected a number in \(0, 1\]/, o),
+    flag(prune(), "--max-ratio", "0", /expected a number in \(0, 1\], got 0/, o),
     flag(prune(), "--iterative-steps", "", /got an empty value/, o),
     flag(sample(), "--steps", "", /expected a positive integer, got an empty value/, o),
     flag(sample(), "--num", "1e400", /got "1e400"/, o),
@@ -117,6 +118,7 @@ describe("prune options that would prune nothing are refused before the gradient
   badInputs([
     { name: "prune --ratio 0", args: prune("--ratio", "0", "--out", out("r0")), message: /--ratio 0 prunes nothing.*--allow-unchanged/, noOutput: [out("r0")], unchanged: [model] },
     { name: "prune --round-to 1000", args: prune("--round-to", "1000", "--out", out("rt")), message: /--round-to 1000 is not below any group's channel count \(the largest has 128\)/, noOutput: [out("rt")] },
+    { name: "prune --ignore every layer", args: prune("--ignore", "conv_in,time_embedding,down_blocks,mid_block,up_blocks,conv_norm_out", "--out", out("ign")), message: /no group of channels can be pruned/, noOutput: [out("ign")] },
     { name: "prune --global --round-to 1000", args: prune("--global", "--round-to", "1000", "--out", out("rtg")), message: /--round-to 1000 .*nothing would be pruned/, noOutput: [out("rtg")] },
     {
       name: "prune taylor --round-to 1000 refuses before reading the calibration data",
