@@ -11,6 +11,7 @@ import {
   CRITERIA,
   IMPORTANCE_VARIANTS,
   DependencyGraph,
+  channelsRemoved,
   checkCriterion,
   checkImportanceVariant,
   drawCalibration,
@@ -21,7 +22,6 @@ import {
   unetForward,
   type Calibration,
   type ImportanceVariant,
-  type PruningGroup,
   type UNetPruneReport,
 } from "../pruning/index.js";
 import { datasetPath, fraction, nonNegativeInt, positiveFraction, positiveInt } from "./args.js";
@@ -79,23 +79,6 @@ export function checkPrunePaths(args: Pick<PruneArgs, "model" | "config" | "cali
   ]);
 }
 
-/** Channels a local prune at `ratio` takes from `group` (the pruner's rounding, on the unpruned sizes). */
-function channelsTaken(group: PruningGroup, ratio: number, roundTo: number | null, pruneHeads: boolean): number {
-  if (pruneHeads && group.heads > 1) {
-    const heads = Math.min(group.heads - Math.floor(group.heads * (1 - ratio)), group.heads - 1);
-    return Math.max(0, heads) * (group.channels / group.heads);
-  }
-  const c = group.channels;
-  const g = group.channelGroups;
-  let n = c - Math.floor(c * (1 - ratio));
-  if (roundTo) {
-    const step = (roundTo / gcd(roundTo, g)) * g;
-    n = c - Math.min(c, Math.ceil((c - n) / step) * step);
-  }
-  return Math.max(0, Math.min(Math.floor(n / g), c / g - 1)) * g;
-}
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-
 /**
  * Refuses options that would prune nothing, before the gradients are computed: ratio 0, or a
  * --round-to larger than every group. Returns warnings (groups --round-to leaves whole).
@@ -111,7 +94,7 @@ export function checkWouldPrune(model: UNet2DModel, args: Pick<PruneArgs, "ratio
   if (roundTo !== null && roundTo >= largest)
     return refuseOrWarn(`--round-to ${roundTo} is not below any group's channel count (the largest has ${largest}), so nothing would be pruned: use a smaller --round-to${accept}`, args);
   if (args.global) return [];
-  const taken = groups.map((g) => channelsTaken(g, ratio, roundTo, args.pruneHeads ?? false));
+  const taken = groups.map((g) => channelsRemoved(g, ratio, { roundTo, pruneHeads: args.pruneHeads ?? false }));
   if (taken.every((n) => n === 0))
     return refuseOrWarn(`--ratio ${args.ratio}${roundTo ? ` with --round-to ${roundTo}` : ""} removes no channel from any group (each keeps at least one channel${roundTo ? " and a multiple of --round-to" : ""}): raise --ratio${roundTo ? " or lower --round-to" : ""}${accept}`, args);
   const whole = roundTo === null ? [] : [...new Set(groups.filter((g) => g.channels <= roundTo).map((g) => g.channels))];

@@ -3,7 +3,7 @@
 export { DependencyGraph, type Layer, type NormConstraint, type Slot } from "./graph.js";
 export { groupOf, pruningGroups, isIgnored, type GroupMember, type PruningGroup } from "./groups.js";
 export { CRITERIA, IMPORTANCE_VARIANTS, checkCriterion, checkImportanceVariant, needsGradients, Importance, type Criterion, type ImportanceVariant } from "./importance.js";
-export { prune, removeChannels, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
+export { channelsRemoved, prune, removeChannels, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
 export { countOpsAndParams, type Cost, type LayerCost } from "./count.js";
 export { accumulateGradients, type GradientOptions, type GradientReport } from "./gradients.js";
 export { CalibrationError, drawCalibration, loadCalibration, saveCalibration, whyUnusable, type Calibration } from "./calibration.js";

@@ -101,9 +101,28 @@ interface Plan {
 }
 
 /** Whole heads of an attention group, lowest mean score first, down to floor(initial * (1 - ratio)) (at least one). */
+/** Heads a head-pruned group loses: down to floor(initial * (1 - ratio)), keeping at least one. */
+const headsRemoved = (group: PruningGroup, initialHeads: number, ratio: number): number =>
+  Math.max(0, Math.min(group.heads - Math.floor(initialHeads * (1 - ratio)), group.heads - 1));
+
+/** Channels each block of a group loses (Torch-Pruning's n_pruned // ch_groups), keeping one per block. */
+function perBlockRemoved(group: PruningGroup, initialChannels: number, ratio: number, roundTo: number | null | undefined): number {
+  const c = group.channels;
+  const g = group.channelGroups;
+  const target = c - Math.floor(initialChannels * (1 - ratio));
+  const n = roundTo ? roundRemoved(target, c, roundTo, g) : target;
+  return Math.max(0, Math.min(Math.floor(n / g), c / g - 1));
+}
+
+/** How many channels a local prune at `ratio` takes from an unpruned `group` (for checks before pruning). */
+export function channelsRemoved(group: PruningGroup, ratio: number, o: Pick<PruneOptions, "roundTo" | "pruneHeads"> = {}): number {
+  if (headPruned(group, o)) return headsRemoved(group, group.heads, ratio) * (group.channels / group.heads);
+  return perBlockRemoved(group, group.channels, ratio, o.roundTo) * group.channelGroups;
+}
+
 function planHeads(group: PruningGroup, imp: Float64Array, initialHeads: number, ratio: number): Plan | null {
   const heads = group.heads;
-  const n = Math.min(heads - Math.floor(initialHeads * (1 - ratio)), heads - 1);
+  const n = headsRemoved(group, initialHeads, ratio);
   if (n <= 0) return null;
   const size = group.channels / heads;
   const mean = Float64Array.from({ length: heads }, (_, h) => imp.slice(h * size, (h + 1) * size).reduce((a, b) => a + b, 0) / size);
@@ -116,17 +135,13 @@ interface Initial {
   heads: Map<string, number>;
 }
 
-const headPruned = (group: PruningGroup, o: PruneOptions): boolean => Boolean(o.pruneHeads) && group.heads > 1;
+const headPruned = (group: PruningGroup, o: Pick<PruneOptions, "pruneHeads">): boolean => Boolean(o.pruneHeads) && group.heads > 1;
 
 /** Which channels of one group go at `ratio` (Torch-Pruning's prune_local for one group), or null. */
 function planGroup(group: PruningGroup, imp: Float64Array, initialSizes: Initial, ratio: number, o: PruneOptions): Plan | null {
   if (headPruned(group, o)) return planHeads(group, imp, initialSizes.heads.get(group.root.name) ?? group.heads, ratio);
-  const c = group.channels;
-  const g = group.channelGroups;
-  const target = c - Math.floor(initialSizes.channels.get(group.root.name)! * (1 - ratio));
-  const n = o.roundTo ? roundRemoved(target, c, o.roundTo, g) : target;
-  const perBlock = Math.min(Math.floor(n / g), c / g - 1);
-  return perBlock > 0 ? { group, remove: lowestPerBlock(imp, g, perBlock) } : null;
+  const perBlock = perBlockRemoved(group, initialSizes.channels.get(group.root.name)!, ratio, o.roundTo);
+  return perBlock > 0 ? { group, remove: lowestPerBlock(imp, group.channelGroups, perBlock) } : null;
 }
 
 /** A global plan: the channels, or for channel-grouped groups how many per block (chosen at pruning time). */

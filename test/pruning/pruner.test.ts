@@ -11,6 +11,7 @@ import { Attention, Conv2d, GroupNorm, Module } from "../../src/nn/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { DDPMScheduler } from "../../src/diffusion/index.js";
 import {
+  channelsRemoved,
   DependencyGraph,
   groupOf,
   Importance,
@@ -149,6 +150,15 @@ describe("pruning a UNet2DModel", () => {
         return upFront.join() !== removed.join();
       }),
     );
+  });
+
+  test("channelsRemoved predicts how many channels each group loses, before pruning", () => {
+    const model = tiny();
+    const open = [...pruningGroups(DependencyGraph.build(model, unetForward(model)))].filter((g) => g.blocked === null);
+    const removed = new Map(magnitude.result.history.map((h) => [h.root, h.removed.length]));
+    for (const g of open) assert.equal(channelsRemoved(g, 0.3), removed.get(g.root.name) ?? 0, g.root.name);
+    assert.ok(open.some((g) => channelsRemoved(g, 0.3, { roundTo: 8 }) !== channelsRemoved(g, 0.3)), "round_to changes some counts");
+    model.dispose();
   });
 
   test("a pruned model saves and loads back with identical outputs", () => {
