@@ -1,16 +1,15 @@
 // `diffprune train` / `diffprune finetune`: train a new model from a config, or continue a model
 // folder (a pruned one, typically), into a run folder that can be resumed.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../io/index.js";
 import { checkOutputs, makeDirs, writeFolderAtomic } from "../io/paths.js";
 import { Dropout } from "../nn/index.js";
 import { openDataset } from "../data/index.js";
-import { resolveModelFolder, UNet2DModel } from "../models/index.js";
-import { CHECKPOINT_NAME, DDPMScheduler, loadScheduler, Trainer, TRAIN_DEFAULTS, withWeights, type Scheduler, type TrainOptions } from "../diffusion/index.js";
+import { CHECKPOINT_NAME, Trainer, TRAIN_DEFAULTS, withWeights, type TrainOptions } from "../diffusion/index.js";
 import { datasetPath, fraction, learningRate, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from "./args.js";
+import { loadModelSource } from "./model-source.js";
 import { Progress } from "./progress.js";
 
 interface TrainArgs {
@@ -29,26 +28,12 @@ interface TrainArgs {
   gradClip: number;
   seed: number;
   checkpointEvery: number;
+  checkpointSeconds?: number;
   sampleEvery: number;
   resume: boolean;
 }
 
 /** The model to train: new from a config, or a model folder's weights; and its scheduler. */
-function startingPoint(args: TrainArgs): { model: UNet2DModel; scheduler: Scheduler } {
-  if (args.model) {
-    const { schedulerDir } = resolveModelFolder(args.model);
-    return { model: UNet2DModel.fromPretrained(args.model), scheduler: schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler() };
-  }
-  if (!args.config) throw new Error("give --config FILE (a new model) or --model DIR (fine-tuning)");
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(readFileSync(args.config, "utf8")) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`cannot read --config ${args.config}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  torch.manualSeed(args.seed);
-  return { model: torch.noGrad(() => new UNet2DModel(config)), scheduler: new DDPMScheduler() };
-}
 
 /** What a run folder holds; an existing --out must be one (to continue or restart) or empty. */
 const RUN_FILES = new Set(["train_config.json", CHECKPOINT_NAME, "log.jsonl", "samples", "model"]);
@@ -72,7 +57,7 @@ export function trainAction(args: TrainArgs): void {
   const checkpoint = join(args.out, CHECKPOINT_NAME);
   if (existsSync(checkpoint) && !args.resume)
     throw new Error(`${args.out} already holds a training run: add --resume to continue it, or choose another --out`);
-  const { model, scheduler } = startingPoint(args);
+  const { model, scheduler } = loadModelSource(args);
   if (args.dropout !== undefined) for (const [, m] of model.namedModules()) if (m instanceof Dropout) m.p = args.dropout;
   const c = model.config;
   const dataset = openDataset(args.data, { sampleSize: c.sample_size, channels: c.in_channels });
@@ -87,6 +72,7 @@ export function trainAction(args: TrainArgs): void {
     gradClip: args.gradClip,
     seed: args.seed,
     checkpointEvery: args.checkpointEvery,
+    ...(args.checkpointSeconds !== undefined ? { checkpointSeconds: args.checkpointSeconds } : {}),
     sampleEvery: args.sampleEvery,
   };
   // A run that fails before its first step leaves no folder behind (one that trained is resumable).
@@ -135,6 +121,7 @@ export function registerTrain(program: Command): void {
       .option("--grad-clip <x>", "max gradient norm (0: off)", nonNegativeNumber, TRAIN_DEFAULTS.gradClip)
       .option("--seed <n>", "random seed", nonNegativeInt, TRAIN_DEFAULTS.seed)
       .option("--checkpoint-every <n>", "steps between checkpoints", positiveInt, TRAIN_DEFAULTS.checkpointEvery)
+      .option("--checkpoint-seconds <s>", "also checkpoint once this many seconds of training passed since the last one (0: off)", nonNegativeNumber, TRAIN_DEFAULTS.checkpointSeconds)
       .option("--sample-every <n>", "steps between sample grids (0: off)", nonNegativeInt, 0)
       .option("--resume", "continue the run in --out from its checkpoint", false);
     if (name === "train") cmd.option("--config <file>", "UNet2DModel config.json for a new model").option("--model <dir>", "start from this model folder");
