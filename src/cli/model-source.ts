@@ -21,7 +21,8 @@ export function loadModelSource(args: ModelSourceArgs): { model: UNet2DModel; sc
   try {
     raw = JSON.parse(readFileSync(args.config!, "utf8")) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`${args.config}: ${err instanceof Error ? err.message : String(err)}; --config takes a UNet2DModel config.json`);
+    const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot read --config ${args.config}: ${why}; --config takes a UNet2DModel config.json`);
   }
   const config = resolveUNet2DConfig(raw, args.config!);
   torch.manualSeed(args.seed);
