@@ -45,9 +45,34 @@ const isSafetensorsDType = (s: unknown): s is SafetensorsDType =>
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 const show = (v: unknown): string => {
-  const s = JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = "a value too deeply nested to show";
+  }
   return s.length > 60 ? s.slice(0, 57) + "..." : s;
 };
+
+/** serde_json's recursion limit: the reference reader refuses headers nested deeper. */
+const MAX_DEPTH = 128;
+
+/** The deepest nesting of arrays and objects in a JSON text (strings skipped). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
 
 interface Entry {
   name: string;
@@ -151,6 +176,7 @@ export function parse(bytes: Uint8Array, source = "safetensors"): Parsed {
     throw fail("header is not valid UTF-8");
   }
   if (!text.startsWith("{")) throw fail(`header does not start with '{' (starts with ${show(text.slice(0, 16))})`);
+  if (nestingDepth(text) > MAX_DEPTH) throw fail(`header nests arrays or objects deeper than ${MAX_DEPTH} levels (the reference reader refuses it): the file is corrupt`);
   let header: unknown;
   try {
     header = JSON.parse(text);

@@ -224,6 +224,15 @@ describe("corrupt files give clear errors", () => {
     expectError(fileWith(JSON.stringify({ a: entry("F32", [1], 0, 4) }), f32(2)), /data area has 8 bytes but the tensors cover only 4/);
   });
 
+  test("nesting deeper than serde_json's 128 levels is refused, at any depth (no stack overflow)", () => {
+    for (const depth of [129, 5_000, 50_000]) {
+      expectError(fileWith(`{"__metadata__":{"a":"1"},"x":${"[".repeat(depth)}${"]".repeat(depth)}}`), /header nests arrays or objects deeper than 128 levels/);
+    }
+    // brackets inside strings do not count
+    const ok = parse(fileWith(`{"__metadata__":{"a":"${"[".repeat(300)}"}}`), "m");
+    assert.equal(ok.metadata.a, "[".repeat(300));
+  });
+
   test("a key twice in one object (JSON.parse would keep the last silently)", () => {
     const w = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
     expectError(fileWith(`{"w":${w},"w":${w}}`, f32(1)), /the header names tensor "w" twice: a JSON reader keeps only one/);
