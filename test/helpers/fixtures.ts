@@ -1,10 +1,10 @@
 // The reference fixtures (produced by diffusers, Torch-Pruning and pytorch_msssim; see
 // test/fixtures/README.md) live in the repository, so a fresh clone runs every test.
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-import { packageRoot as repoRoot } from "../../src/io/index.js";
+import { packageRoot as repoRoot, writePng } from "../../src/io/index.js";
 
 export { repoRoot };
 
@@ -20,3 +20,14 @@ export const fixture = (...parts: string[]): string => resolve(fixturesDir(), ..
 
 /** A fresh scratch folder under the system temp dir. */
 export const scratchDir = (prefix = "diffprune-test-"): string => mkdtempSync(join(tmpdir(), prefix));
+
+/** `count` 16x16 gray PNGs of fixed patterns in a new folder `dir`: a dataset that needs nothing installed. */
+export function tinyImageFolder(dir: string, count = 8): string {
+  mkdirSync(dir);
+  for (let i = 0; i < count; i++) {
+    const data = new Uint8Array(256);
+    for (let p = 0; p < 256; p++) data[p] = (p * (i + 3) + 17 * i) % 256;
+    writePng(join(dir, `${i}.png`), { width: 16, height: 16, channels: 1, data });
+  }
+  return dir;
+}

@@ -12,8 +12,8 @@ import { performance } from "node:perf_hooks";
 import { basename, dirname, join, relative } from "node:path";
 import { after, describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
-import { parse, saveFile, writePng } from "../../src/io/index.js";
-import { fixture, repoRoot, scratchDir } from "../helpers/fixtures.js";
+import { parse, saveFile } from "../../src/io/index.js";
+import { fixture, repoRoot, scratchDir, tinyImageFolder } from "../helpers/fixtures.js";
 import { mulberry32 } from "../helpers/random.js";
 
 const SEED = Number(process.env.DIFFPRUNE_KILL_SEED ?? 19);
@@ -29,13 +29,7 @@ cpSync(fixture("unet-tiny"), model, { recursive: true });
 const schedulerFile = join(model, "scheduler_config.json");
 writeFileSync(schedulerFile, JSON.stringify({ ...JSON.parse(readFileSync(schedulerFile, "utf8")), num_train_timesteps: 20 }, null, 2));
 
-const images = join(scratch, "images");
-mkdirSync(images);
-for (let i = 0; i < 8; i++) {
-  const data = new Uint8Array(256);
-  for (let p = 0; p < 256; p++) data[p] = (p * (i + 3) + 17 * i) % 256;
-  writePng(join(images, `${i}.png`), { width: 16, height: 16, channels: 1, data });
-}
+const images = tinyImageFolder(join(scratch, "images"));
 
 const calibration = join(scratch, "calibration.safetensors");
 torch.manualSeed(SEED);

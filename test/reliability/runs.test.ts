@@ -3,12 +3,12 @@
 // once, by the CLI) and damages the copy; a damaged folder must be refused in one line naming the
 // file and what is wrong, before anything in it changes; a torn log tail is dropped with a warning.
 import assert from "node:assert/strict";
-import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
-import { load, parse, saveFile, writePng } from "../../src/io/index.js";
-import { fixture, scratchDir } from "../helpers/fixtures.js";
+import { load, parse, saveFile } from "../../src/io/index.js";
+import { fixture, scratchDir, tinyImageFolder } from "../helpers/fixtures.js";
 import { badInputs, runCli, type BadInput } from "./harness.js";
 
 const scratch = scratchDir("diffprune-runs-");
@@ -18,13 +18,7 @@ const model = join(scratch, "unet-tiny");
 cpSync(fixture("unet-tiny"), model, { recursive: true });
 
 /** Eight 16x16 gray images, so that the table needs no dataset installed. */
-const images = join(scratch, "images");
-mkdirSync(images);
-for (let i = 0; i < 8; i++) {
-  const data = new Uint8Array(256);
-  for (let p = 0; p < 256; p++) data[p] = (p * (i + 3) + 17 * i) % 256;
-  writePng(join(images, `${i}.png`), { width: 16, height: 16, channels: 1, data });
-}
+const images = tinyImageFolder(join(scratch, "images"));
 
 const common = ["--data", `folder:${images}`, "--batch-size", "2"];
 const finetune = (out: string, ...more: string[]): string[] => ["finetune", "--model", model, ...common, "--out", out, ...more];
