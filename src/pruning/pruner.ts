@@ -100,7 +100,9 @@ interface Plan {
   heads?: number;
 }
 
-/** Whole heads of an attention group, lowest mean score first, down to floor(initial * (1 - ratio)) (at least one). */
+/** Whether a group loses whole heads (multi-head attention with --prune-heads). */
+const headPruned = (group: PruningGroup, o: Pick<PruneOptions, "pruneHeads">): boolean => Boolean(o.pruneHeads) && group.heads > 1;
+
 /** Heads a head-pruned group loses: down to floor(initial * (1 - ratio)), keeping at least one. */
 const headsRemoved = (group: PruningGroup, initialHeads: number, ratio: number): number =>
   Math.max(0, Math.min(group.heads - Math.floor(initialHeads * (1 - ratio)), group.heads - 1));
@@ -120,6 +122,7 @@ export function channelsRemoved(group: PruningGroup, ratio: number, o: Pick<Prun
   return perBlockRemoved(group, group.channels, ratio, o.roundTo) * group.channelGroups;
 }
 
+/** Whole heads of an attention group, lowest mean score first, down to floor(initial * (1 - ratio)) (at least one). */
 function planHeads(group: PruningGroup, imp: Float64Array, initialHeads: number, ratio: number): Plan | null {
   const heads = group.heads;
   const n = headsRemoved(group, initialHeads, ratio);
@@ -134,8 +137,6 @@ interface Initial {
   channels: Map<string, number>;
   heads: Map<string, number>;
 }
-
-const headPruned = (group: PruningGroup, o: Pick<PruneOptions, "pruneHeads">): boolean => Boolean(o.pruneHeads) && group.heads > 1;
 
 /** Which channels of one group go at `ratio` (Torch-Pruning's prune_local for one group), or null. */
 function planGroup(group: PruningGroup, imp: Float64Array, initialSizes: Initial, ratio: number, o: PruneOptions): Plan | null {
