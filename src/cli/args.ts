@@ -1,6 +1,7 @@
 // Option parsers for the CLI: each rejects bad input with a message saying what is expected
 // (commander puts the flag in front: "option '--ratio <r>' argument '' is invalid: ...").
 import { InvalidArgumentError } from "commander";
+import { OptionError } from "../io/index.js";
 
 /** A plain decimal number: no empty string (Number("") is 0), hex, NaN, Infinity or spaces. */
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -53,11 +54,6 @@ export function oneOf<T extends string>(...choices: T[]): (value: string) => T {
   };
 }
 
-/** The folder a dataset spec reads (folder:<dir>, cifar10:<dir>), or undefined for the built-in ones. */
-export function datasetPath(spec: string | undefined): string | undefined {
-  const m = spec ? /^(folder|cifar10|cifar10-test):(.+)$/.exec(spec) : null;
-  return m ? m[2] : undefined;
-}
 
 /** --skip's help, shared by sample, eval and demo. */
 export const SKIP_HELP =
@@ -65,3 +61,15 @@ export const SKIP_HELP =
   "round(i^2(T-1)/(n-1)^2), each step to t - T//n; needs 2+ steps); leading, linspace, trailing = diffusers' " +
   "timestep_spacing; config = the model folder's timestep_spacing; ddim-quad = the DDIM codebase's " +
   "int(linspace(0, sqrt(0.8T), n)^2), each step to the next entry";
+
+/** Library option names whose flag is not their kebab-case form. */
+const FLAG_ALIASES: Record<string, string> = { ignoredLayers: "--ignore", file: "--init-noise" };
+
+/** The flag of a library option (roundTo -> --round-to); a name that is already a flag stays. */
+export function flagOf(option: string): string {
+  if (option.startsWith("-")) return option;
+  return FLAG_ALIASES[option] ?? `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** An error's message as the CLI shows it: library option names become the flags that set them. */
+export const cliMessage = (err: unknown): string => (err instanceof OptionError ? err.describe(flagOf) : err instanceof Error ? err.message : String(err));

@@ -1,18 +1,17 @@
 // `diffprune count`: params and MACs of a model (Torch-Pruning's rules, batch 1), overall and per layer.
 import type { Command } from "commander";
+import { loadPipeline, type ModelSource } from "../diffusion/index.js";
 import { countOpsAndParams, unetForward } from "../pruning/index.js";
 import { nonNegativeInt } from "./args.js";
-import { loadModelSource, type ModelSourceArgs } from "./model-source.js";
+import { formatCount } from "./format.js";
 
-interface CountArgs extends ModelSourceArgs {
+interface CountArgs extends ModelSource {
   json?: boolean;
   layers?: boolean;
 }
 
-export const formatCount = (n: number, unit: "M" | "G"): string => `${(n / (unit === "M" ? 1e6 : 1e9)).toFixed(3)}${unit}`;
-
 export function countAction(args: CountArgs): void {
-  const { model } = loadModelSource(args);
+  const { model } = loadPipeline(args);
   try {
     const cost = countOpsAndParams(model, unetForward(model));
     if (args.json) {

@@ -5,8 +5,9 @@ import type { Command } from "commander";
 import { packageRoot } from "../io/index.js";
 import { CRITERIA } from "../pruning/index.js";
 import { SKIP_TYPES, type SkipType } from "../diffusion/index.js";
+import { runComparison, SCRATCH, type ComparisonOptions, type ComparisonRow } from "../workflow/index.js";
 import { fraction, learningRate, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
-import { formatTable, runDemo, type DemoOptions } from "./demo-run.js";
+import { Progress } from "./progress.js";
 
 /** The shipped model. */
 export const EMBEDDED_MODEL = join(packageRoot(), "models", "fashion-mnist");
@@ -39,13 +40,13 @@ interface DemoArgs {
   seed: number;
 }
 
-export function demoOptions(args: DemoArgs): DemoOptions {
+const METHOD_NAMES = [...CRITERIA.map((c) => c.name), SCRATCH];
+
+export function demoOptions(args: DemoArgs): ComparisonOptions {
   const budget = BUDGETS[args.full ? "full" : "default"];
   const methods = args.methods === undefined ? budget.methods : args.methods.split(",").map((m) => m.trim()).filter(Boolean);
-  for (const m of methods) {
-    if (m !== "scratch" && !(CRITERIA as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" in --methods: use ${[...CRITERIA, "scratch"].join(", ")}`);
-  }
-  if (methods.length === 0) throw new Error(`--methods is empty: name at least one of ${[...CRITERIA, "scratch"].join(", ")}`);
+  for (const m of methods) if (!METHOD_NAMES.includes(m)) throw new Error(`unknown method "${m}" in --methods: use ${METHOD_NAMES.join(", ")}`);
+  if (methods.length === 0) throw new Error(`--methods is empty: name at least one of ${METHOD_NAMES.join(", ")}`);
   const samplingSteps = args.samplingSteps ?? budget.samplingSteps;
   if (samplingSteps < 2 && (args.skip === "uniform" || args.skip === "quad"))
     throw new Error(`--skip ${args.skip} (the paper's sampler) needs --sampling-steps 2 or more; for one step use --skip leading`);
@@ -66,6 +67,25 @@ export function demoOptions(args: DemoArgs): DemoOptions {
     latencyRepeats: args.full ? 9 : 5,
     seed: args.seed,
   };
+}
+
+/** The results as an aligned text table (the paper's Table 1 columns). */
+export function formatTable(rows: ComparisonRow[]): string {
+  const cells = [["method", "params", "MACs", "FID", "SSIM [95% CI]", "steps", "ms (b1)", "speed-up"]];
+  for (const r of rows) {
+    cells.push([
+      r.name,
+      `${(r.params / 1e6).toFixed(3)}M`,
+      `${(r.macs / 1e6).toFixed(1)}M`,
+      r.fid === null ? "-" : r.fid.toFixed(2),
+      r.ssim === null ? "-" : `${r.ssim.toFixed(4)}${r.ssim_ci95 ? ` [${r.ssim_ci95[0].toFixed(3)}, ${r.ssim_ci95[1].toFixed(3)}]` : ""}`,
+      r.finetune_steps === null ? "-" : String(r.finetune_steps),
+      r.latency_ms_batch1.toFixed(2),
+      r.speedup_batch1 === null ? "-" : `${r.speedup_batch1.toFixed(2)}x`,
+    ]);
+  }
+  const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
+  return cells.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
 }
 
 export function registerDemo(program: Command): void {
@@ -89,7 +109,17 @@ export function registerDemo(program: Command): void {
     .option("--seed <n>", "seed of the noise, the calibration draw and the fine-tuning", nonNegativeInt, 0)
     .action((args: DemoArgs) => {
       const start = Date.now();
-      const metrics = runDemo(demoOptions(args));
+      const bars = new Map<string, Progress>();
+      const metrics = runComparison(demoOptions(args), {
+        onStage: (stage, total, text) => console.log(`\n[${stage}/${total}] ${text}`),
+        onMessage: (text) => console.log(text),
+        onProgress: (label, done, total) => {
+          let bar = bars.get(label);
+          if (!bar) bars.set(label, (bar = new Progress(label, total, Math.max(0, done - 1))));
+          bar.total = total;
+          bar.update(done);
+        },
+      });
       console.log(`\n${formatTable(metrics.rows)}`);
       console.log(`\n${args.out}/report.html, metrics.json (${((Date.now() - start) / 60000).toFixed(1)} min)`);
     });

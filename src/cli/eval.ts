@@ -3,14 +3,13 @@
 import type { Command } from "commander";
 import { writeJsonAtomic } from "../io/index.js";
 import { checkInputFiles, checkOutputs, writeFileMakingDirs } from "../io/paths.js";
-import { openDataset } from "../data/index.js";
-import { resolveModelFolder, UNet2DModel } from "../models/index.js";
-import { DDPMScheduler, loadScheduler, SKIP_TYPES, type SkipType } from "../diffusion/index.js";
+import { datasetPath, openDataset } from "../data/index.js";
+import { UNet2DModel } from "../models/index.js";
+import { initialNoise, loadPipeline, SKIP_TYPES, type SkipType } from "../diffusion/index.js";
 import { ClassifierExtractor, evaluate, InceptionExtractor, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
 import { defaultClassifierDir } from "../metrics/extractors/classifier.js";
-import { datasetPath, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
+import { nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
-import { initialNoise } from "./sample.js";
 
 type ExtractorName = "classifier" | "inception";
 
@@ -85,10 +84,8 @@ export function evalAction(args: EvalArgs): void {
     { flag: "--init-noise", path: args.initNoise },
     { flag: "--inception-weights", path: args.inceptionWeights },
   ]);
-  const model = UNet2DModel.fromPretrained(args.model);
+  const { model, scheduler } = loadPipeline({ model: args.model });
   const reference = args.reference ? UNet2DModel.fromPretrained(args.reference) : null;
-  const { schedulerDir } = resolveModelFolder(args.model);
-  const scheduler = schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler();
   const c = model.config;
   // No metric named: all that apply. SSIM needs a reference; FID an extractor that takes the
   // model's images (the classifier: 1x32x32; Inception: any, once given its weights).
@@ -102,7 +99,7 @@ export function evalAction(args: EvalArgs): void {
       `${extractor.name} takes ${extractor.inputShape.join("x")} images but the model makes ${c.in_channels}x${c.sample_size}x${c.sample_size}: ` +
         `use --extractor inception --inception-weights FILE`,
     );
-  const noise = want.fid || want.ssim ? initialNoise(model, args) : undefined;
+  const noise = want.fid || want.ssim ? initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed }) : undefined;
   if (want.fid && noise && noise.shape[0]! < 2) throw new Error("--fid needs at least 2 samples (--num); FID is biased at small N, 1000 or more is usual");
 
   const bars = new Map<string, Progress>();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `diffprune` command. Commands are thin: parse, call the library, print.
 import { Command } from "commander";
+import { cliMessage } from "./args.js";
 import { registerCount } from "./count.js";
 import { registerDemo } from "./demo.js";
 import { registerEval } from "./eval.js";
@@ -26,7 +27,7 @@ registerCount(program);
 
 /** An error as one line: libtorch appends its C++ backtrace on further lines, which say nothing to a user. */
 function oneLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
+  const text = cliMessage(err);
   const lines = text.split("\n").map((l) => l.trim());
   const end = lines.findIndex((l) => /^(Exception raised from|frame #\d+)/.test(l));
   return lines.slice(0, end < 0 ? undefined : end).filter((l) => l !== "").join(" ");

@@ -2,9 +2,8 @@
 import { join } from "node:path";
 import type { Command } from "commander";
 import * as torch from "../torch/index.js";
-import { imageFromTensor, loadFile, makeGrid, saveFile, writePng } from "../io/index.js";
-import { resolveModelFolder, UNet2DModel } from "../models/index.js";
-import { DDPMScheduler, generate, loadScheduler, samplingScheduler, SKIP_TYPES, type SchedulerName, type SkipType } from "../diffusion/index.js";
+import { imageFromTensor, makeGrid, saveFile, writePng } from "../io/index.js";
+import { generate, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type SchedulerName, type SkipType } from "../diffusion/index.js";
 import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
@@ -22,29 +21,6 @@ interface SampleArgs {
   initNoise?: string;
 }
 
-/** The initial noise: a file's `noise` [N, C, H, W], or N draws from `seed`. */
-export function initialNoise(model: UNet2DModel, args: Pick<SampleArgs, "initNoise" | "num" | "seed">): torch.Tensor {
-  const c = model.config;
-  const expected = [c.in_channels, c.sample_size, c.sample_size];
-  if (!args.initNoise) {
-    torch.manualSeed(args.seed);
-    return torch.randn([args.num, ...expected]);
-  }
-  const tensors = loadFile(args.initNoise);
-  const noise = tensors.get("noise");
-  if (!noise) throw new Error(`${args.initNoise} has no tensor named "noise" (it holds: ${[...tensors.keys()].join(", ") || "nothing"})`);
-  if (noise.ndim !== 4 || noise.shape.slice(1).join() !== expected.join())
-    throw new Error(`${args.initNoise}: noise has shape [${noise.shape.join(", ")}] but the model takes [N, ${expected.join(", ")}]`);
-  if (noise.shape[0] === 0) throw new Error(`${args.initNoise}: noise holds no samples (shape [${noise.shape.join(", ")}]); give at least one`);
-  const values = noise.float();
-  const bad = torch.tidy(() => values.isfinite().logicalNot().sum().item());
-  if (bad > 0) {
-    values.dispose();
-    throw new Error(`${args.initNoise}: noise holds ${bad} NaN or infinite values; initial noise must be finite (e.g. standard normal draws)`);
-  }
-  return values;
-}
-
 /** What sample writes; an existing --out holding only these (or nothing) may be replaced. */
 const isSampleOutput = (name: string): boolean => /^\d{5,}\.png$/.test(name) || name === "grid.png" || name === "samples.safetensors";
 
@@ -57,11 +33,9 @@ export function sampleAction(args: SampleArgs): void {
     ],
   );
   checkInputFiles([{ flag: "--init-noise", path: args.initNoise }]);
-  const model = UNet2DModel.fromPretrained(args.model);
-  const { schedulerDir } = resolveModelFolder(args.model);
-  const base = schedulerDir ? loadScheduler(schedulerDir) : new DDPMScheduler();
+  const { model, scheduler: base } = loadPipeline({ model: args.model });
   const scheduler = samplingScheduler(base, args.scheduler);
-  const noise = initialNoise(model, args);
+  const noise = initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed });
   torch.manualSeed(args.seed); // stochastic steps (DDPM, eta > 0) draw from here
   const n = noise.shape[0]!;
   const progress = new Progress("sample", 1, 0, "step");

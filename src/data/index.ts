@@ -20,6 +20,12 @@ export const DATASET_SPECS = [
   "cifar10-test:<dir>",
 ] as const;
 
+/** The folder a dataset spec reads (folder:<dir>, cifar10:<dir>), or undefined for the built-in ones. */
+export function datasetPath(spec: string | undefined): string | undefined {
+  const m = spec ? /^(folder|cifar10|cifar10-test):(.+)$/.exec(spec) : null;
+  return m ? m[2] : undefined;
+}
+
 export interface OpenDatasetOptions extends SampleOptions {
   /** Image folders: decode all images up front (default: when they fit in 256 MiB). */
   eager?: boolean;

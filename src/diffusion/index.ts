@@ -4,4 +4,6 @@ export { denoisingLoss } from "./loss.js";
 export { generate, samplingScheduler, type GenerateOptions, type SchedulerName } from "./sample.js";
 export { Trainer, TrainingDivergedError, TRAIN_DEFAULTS, CHECKPOINT_NAME, learningRate, withWeights, checkpointState, type TrainOptions, type StepInfo, type TrainHooks } from "./train.js";
 export { CheckpointError } from "./train-options.js";
-export { RunLogError } from "./run-log.js";
+export { RunLogError, LOG_NAME, readLossCurve } from "./run-log.js";
+export { loadPipeline, type ModelSource, type Pipeline } from "./pipeline.js";
+export { initialNoise, type NoiseSource } from "./noise.js";

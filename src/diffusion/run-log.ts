@@ -80,6 +80,14 @@ export function trimRunLog(file: string, step: number): string | null {
   return torn === null ? null : `${file}: dropped a torn last line (${Buffer.byteLength(torn)} bytes, left by an interrupted write)`;
 }
 
+/** (step, loss) of every entry with a finite loss: the training curve. A missing log has none. */
+export function readLossCurve(file: string): [number, number][] {
+  return readRunLog(file).lines.flatMap((l) => {
+    const { loss } = JSON.parse(l.text) as LogEntry;
+    return typeof loss === "number" ? [[l.step, loss] as [number, number]] : [];
+  });
+}
+
 export function appendLogEntry(file: string, entry: LogEntry): void {
   appendFileSync(file, JSON.stringify(entry) + "\n");
 }

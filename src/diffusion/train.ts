@@ -8,7 +8,7 @@ import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { AdamW, EMA } from "../nn/index.js";
-import { load, makeGrid, saveFile, writePng } from "../io/index.js";
+import { load, makeGrid, OptionError, saveFile, writePng, type OptionMessage } from "../io/index.js";
 import { DataLoader, type ImageDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
 import { denoisingLoss } from "./loss.js";
@@ -34,14 +34,14 @@ export interface TrainHooks {
 export const CHECKPOINT_NAME = "checkpoint.safetensors";
 
 /** Training stopped because the loss, the gradient or the weights stopped being finite. */
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends OptionError {
   override name = "TrainingDivergedError";
   constructor(
-    message: string,
+    describe: OptionMessage,
     /** The step (1-based, as in the log) at which it happened. */
     readonly step: number,
   ) {
-    super(message);
+    super(describe);
   }
 }
 
@@ -289,7 +289,7 @@ export class Trainer {
   #diverged(why: string, lr: number, step = this.step + 1): TrainingDivergedError {
     const kept = this.#checkpointStep === null ? "(no checkpoint was due yet)" : `and ${this.checkpointPath} (step ${this.#checkpointStep}) is kept as the last good state`;
     return new TrainingDivergedError(
-      `training diverged at step ${step}: ${why} (learning rate ${lr.toExponential(2)}); nothing was saved from it ${kept}; train again with a lower --lr (${this.options.lr} here)`,
+      (n) => `training diverged at step ${step}: ${why} (learning rate ${lr.toExponential(2)}); nothing was saved from it ${kept}; train again with a lower ${n("lr")} (${this.options.lr} here)`,
       step,
     );
   }

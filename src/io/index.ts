@@ -22,3 +22,4 @@ export {
   type Image,
 } from "./png.js";
 export { packageRoot } from "./package-root.js";
+export { OptionError, type OptionMessage, type OptionName } from "./option-error.js";

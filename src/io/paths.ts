@@ -5,15 +5,19 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmdirSync, rmSync, statfsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { FileWriteError, fsyncDir, isTempName, removeStaleTemps, tempPathFor, withPath } from "./atomic.js";
+import { OptionError, type OptionName } from "./option-error.js";
 
-/** An output that cannot be written (or an input file that is not there), found before the work. */
-export class OutputPathError extends Error {
+/**
+ * An output that cannot be written (or an input file that is not there), found before the work.
+ * It names the option that gave the path: the library's name, or the CLI's flag.
+ */
+export class OutputPathError extends OptionError {
   override name = "OutputPathError";
 }
 
 /** A file or folder a command reads. */
 export interface InputPath {
-  /** The flag that named it (`--model`), for the message. */
+  /** The option that named it (`model`, or a flag such as `--model`), for the message. */
   flag: string;
   path: string | undefined;
 }
@@ -110,18 +114,18 @@ function notWritable(dir: string): string | null {
 }
 
 function checkOne(out: OutputPath, inputs: InputPath[]): void {
-  const fail = (why: string): never => {
-    throw new OutputPathError(`${out.flag} ${out.path}: ${why}`);
+  const fail = (why: string | ((n: OptionName) => string)): never => {
+    throw new OutputPathError((n) => `${n(out.flag)} ${out.path}: ${typeof why === "string" ? why : why(n)}`);
   };
-  if (out.path.trim() === "") throw new OutputPathError(`${out.flag} is empty: give a ${out.kind === "file" ? "file" : "folder"} path`);
+  if (out.path.trim() === "") throw new OutputPathError((n) => `${n(out.flag)} is empty: give a ${out.kind === "file" ? "file" : "folder"} path`);
   const abs = resolve(out.path);
   const existing = nearestExisting(abs);
   const pseudo = pseudoFileSystem(abs, existing.path);
   if (pseudo) fail(`${pseudo}, not a place for files; choose a ${out.kind} on disk`);
   const what = out.kind === "file" ? "a file" : "a folder";
   if (existing.path === abs) {
-    if (out.kind === "folder" && !existing.isDir) fail(`it is a file, but ${out.flag} takes a folder; choose another path`);
-    if (out.kind === "file" && existing.isDir) fail(`it is a folder, but ${out.flag} takes a file path; give a file name in it`);
+    if (out.kind === "folder" && !existing.isDir) fail((n) => `it is a file, but ${n(out.flag)} takes a folder; choose another path`);
+    if (out.kind === "file" && existing.isDir) fail((n) => `it is a folder, but ${n(out.flag)} takes a file path; give a file name in it`);
   } else if (!existing.isDir) {
     fail(`${existing.path} is a file, so ${what} cannot be made under it`);
   }
@@ -134,9 +138,9 @@ function checkOne(out: OutputPath, inputs: InputPath[]): void {
   for (const input of inputs) {
     if (!input.path) continue;
     const source = canonicalPath(input.path);
-    if (target === source) fail(`it is the ${input.flag} ${inputKind(source)}; write elsewhere (inputs are never overwritten)`);
-    if (isWithin(target, source)) fail(`it is inside the ${input.flag} folder ${input.path}; write elsewhere (inputs are never overwritten)`);
-    if (isWithin(source, target)) fail(`it holds the ${input.flag} ${inputKind(source)} ${input.path}, which writing there would replace; write elsewhere`);
+    if (target === source) fail((n) => `it is the ${n(input.flag)} ${inputKind(source)}; write elsewhere (inputs are never overwritten)`);
+    if (isWithin(target, source)) fail((n) => `it is inside the ${n(input.flag)} folder ${input.path}; write elsewhere (inputs are never overwritten)`);
+    if (isWithin(source, target)) fail((n) => `it holds the ${n(input.flag)} ${inputKind(source)} ${input.path}, which writing there would replace; write elsewhere`);
   }
   if (existing.path === abs && existing.isDir && out.reuse) {
     let names: string[];
@@ -167,7 +171,7 @@ export function checkOutputs(outputs: OutputPath[], inputs: InputPath[] = []): v
   for (const [i, a] of outputs.entries())
     for (const b of outputs.slice(i + 1)) {
       const [ca, cb] = [canonicalPath(a.path), canonicalPath(b.path)];
-      if (isWithin(ca, cb) || isWithin(cb, ca)) throw new OutputPathError(`${a.flag} ${a.path} and ${b.flag} ${b.path} overlap; give them separate places`);
+      if (isWithin(ca, cb) || isWithin(cb, ca)) throw new OutputPathError((n) => `${n(a.flag)} ${a.path} and ${n(b.flag)} ${b.path} overlap; give them separate places`);
     }
 }
 
@@ -179,9 +183,9 @@ export function checkInputFiles(inputs: InputPath[]): void {
     try {
       isDir = statSync(path).isDirectory();
     } catch (err) {
-      throw new OutputPathError(`${flag} ${path}: ${code(err) === "ENOENT" ? "no such file" : `cannot read it (${code(err) ?? String(err)})`}`);
+      throw new OutputPathError((n) => `${n(flag)} ${path}: ${code(err) === "ENOENT" ? "no such file" : `cannot read it (${code(err) ?? String(err)})`}`);
     }
-    if (isDir) throw new OutputPathError(`${flag} ${path}: it is a folder; ${flag} takes a file`);
+    if (isDir) throw new OutputPathError((n) => `${n(flag)} ${path}: it is a folder; ${n(flag)} takes a file`);
   }
 }
 

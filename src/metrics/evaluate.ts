@@ -2,6 +2,7 @@
 // shared initial noise) and latency, as the plain object `diffprune eval` writes to metrics.json.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
+import { OptionError } from "../io/index.js";
 import type { ImageDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
 import { generate, samplingScheduler, type Scheduler, type SkipType } from "../diffusion/index.js";
@@ -19,6 +20,11 @@ export interface EvaluateOptions {
   scheduler: Scheduler;
   /** Initial noise [N, C, H, W] for the samples FID and SSIM use (both see them 8-bit, as saved); needed when either is asked for. */
   noise?: Tensor;
+  /**
+   * Samples made earlier (8-bit, as quantize8bit makes them), used instead of sampling from
+   * `noise`: the model's, and the reference's for SSIM.
+   */
+  samples?: { model: Tensor; reference?: Tensor | null } | null;
   /** DDIM steps; default 100. */
   steps?: number;
   /** DDIM's timesteps (see SkipType); default "uniform", the paper's sampler. */
@@ -76,8 +82,9 @@ function sameImages(a: UNet2DModel, b: UNet2DModel): void {
 
 export function evaluate(options: EvaluateOptions): EvalReport {
   const { model, reference = null, scheduler, noise, steps = 100, skip = "uniform", batchSize = 64, onProgress } = options;
-  const needSamples = Boolean(options.fid) || Boolean(options.ssim);
-  if (options.ssim && !reference) throw new Error("SSIM compares the model with a reference: give one (--reference DIR)");
+  const given = options.samples ?? null;
+  const needSamples = (Boolean(options.fid) || Boolean(options.ssim)) && !given;
+  if (options.ssim && !reference && !given?.reference) throw new OptionError((n) => `SSIM compares the model with a reference: give one (${n("reference")})`);
   if (needSamples && !noise) throw new Error("FID and SSIM need initial noise for sampling");
   if (reference) sameImages(model, reference);
   const out: EvalReport = {
@@ -91,8 +98,8 @@ export function evaluate(options: EvaluateOptions): EvalReport {
 
   const owned: Tensor[] = [];
   try {
-    let samples: Tensor | null = null;
-    let referenceSamples: Tensor | null = null;
+    let samples: Tensor | null = given?.model ?? null;
+    let referenceSamples: Tensor | null = given?.reference ?? null;
     if (needSamples && noise) {
       const n = noise.shape[0]!;
       out.sampler = { scheduler: "ddim", eta: 0, steps, skip, num_samples: n };

@@ -12,3 +12,4 @@ export * from "./latency.js";
 export * from "./consistency.js";
 export * from "./classifier-training.js";
 export * from "./evaluate.js";
+export * from "./bootstrap.js";

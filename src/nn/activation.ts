@@ -18,9 +18,3 @@ export class Dropout extends Module {
     return this.training && this.p > 0 ? torch.dropout(x, this.p, true) : x;
   }
 }
-
-/** The activation a diffusers config names (act_fn). */
-export function activation(name: string): SiLU {
-  if (name === "silu" || name === "swish") return new SiLU();
-  throw new Error(`act_fn "${name}" is not supported (only silu)`);
-}

@@ -1,9 +1,10 @@
 // The dependency graph, built from one traced forward (as Torch-Pruning's DepGraph): each op
 // passes the channel elements of its inputs to its outputs, joins the elements that must stay
 // aligned (the two sides of an add, a conv's input and its in-channels, a norm and its input) and
-// shifts them through concatenation. Nothing here knows a UNet: the rules are per op.
+// shifts them through concatenation. Nothing here knows a UNet or an op by name: each op's rule
+// (OP_RULES) names its arguments and says which kind of coupling below applies.
 import * as torch from "../torch/index.js";
-import type { ObservedOp, ObservedTensor, Tensor } from "../torch/index.js";
+import { isObservedTensor as isTensor, OP_RULES, type Coupling, type ObservedOp, type ObservedTensor, type Tensor } from "../torch/index.js";
 import type { Module } from "../nn/index.js";
 import { ChannelSets, type Layout } from "./channels.js";
 
@@ -34,19 +35,6 @@ export interface NormConstraint {
   groups: number;
   ids: number[];
 }
-
-const ELEMENTWISE_UNARY = new Set([
-  "neg", "abs", "sign", "sqrt", "rsqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid", "silu", "relu", "floor", "ceil",
-  "round", "reciprocal", "logicalNot", "isnan", "isfinite", "clamp", "dropout", "softmax", "logSoftmax", "cumsum",
-  "cumprod", "contiguous", "clone", "to", "detach",
-]);
-const ELEMENTWISE_BINARY = new Set(["add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "eq", "ne", "lt", "le", "gt", "ge", "logicalAnd", "logicalOr", "where", "add_", "mul_", "copy_"]);
-const REDUCTIONS = new Set(["sum", "mean", "var", "std", "norm", "max", "min", "argmax", "argmin"]);
-const SPATIAL = new Set(["interpolateNearest", "avgPool2d", "maxPool2d", "adaptiveAvgPool2d"]);
-const LOSSES = new Set(["mseLoss", "crossEntropy"]);
-
-/** Ops that are a module's forward, with the argument position of the module's weight. */
-const MODULE_OPS = new Map([["conv2d", 1], ["linear", 1], ["groupNorm", 2], ["layerNorm", 2], ["batchNorm", 3]]);
 
 /** One op as autograd would see it: its module (a layer with a named weight) or null, and its tensors. */
 interface TapeEntry {
@@ -96,8 +84,10 @@ export function autogradOrder(tape: readonly TapeEntry[], outputs: readonly numb
 
 const prod = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
 const normDim = (d: number, ndim: number): number => (d < 0 ? d + ndim : d);
-const isTensor = (a: unknown): a is ObservedTensor => typeof a === "object" && a !== null && "handle" in a;
-const parentPath = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf(".")));
+const FREEZE: Coupling = { kind: "freeze" };
+
+/** The module path that owns a parameter, buffer or submodule path ("a.b.weight" -> "a.b"; "w" -> ""). */
+export const parentPath = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf(".")));
 
 export class DependencyGraph {
   readonly sets = new ChannelSets();
@@ -161,11 +151,13 @@ export class DependencyGraph {
    * weight, its module.
    */
   #record(op: ObservedOp): void {
-    const tensors = op.args.flatMap((a) => (Array.isArray(a) ? a : [a])).filter(isTensor);
+    const tensors = Object.values(op.args).flatMap((a) => (Array.isArray(a) ? a : [a])).filter(isTensor);
     const params = tensors.filter((t) => this.#names.has(t.handle));
     const inputs = tensors.filter((t) => !this.#names.has(t.handle) && this.#carriesGrad.has(t.handle)).map((t) => t.handle);
     if (inputs.length === 0 && params.length === 0) return;
-    const weight = MODULE_OPS.has(op.op) && isTensor(op.args[MODULE_OPS.get(op.op)!]) ? this.#names.get((op.args[MODULE_OPS.get(op.op)!] as ObservedTensor).handle) : undefined;
+    const module = OP_RULES.get(op.op)?.module;
+    const w = module === undefined ? undefined : op.args[module];
+    const weight = isTensor(w) ? this.#names.get(w.handle) : undefined;
     for (const o of op.outputs) this.#carriesGrad.add(o.handle);
     this.#tape.push({ module: weight === undefined ? null : parentPath(weight), inputs, outputs: op.outputs.map((o) => o.handle) });
   }
@@ -196,7 +188,7 @@ export class DependencyGraph {
   }
 
   #freezeInputs(op: ObservedOp): void {
-    for (const a of op.args) {
+    for (const a of Object.values(op.args)) {
       for (const t of Array.isArray(a) ? a : [a]) {
         const layout = this.#layout(t);
         if (layout) this.sets.freeze(layout.ids);
@@ -213,98 +205,93 @@ export class DependencyGraph {
     return null;
   }
 
-  // ---- the rules, per op ----
+  // ---- the rules, per kind of coupling ----
 
   #visit(op: ObservedOp): void {
-    const { op: name, args, outputs } = op;
-    const [x] = args;
+    const channels = OP_RULES.get(op.op)?.channels ?? FREEZE;
+    const { args, outputs } = op;
     const out = outputs[0];
-    const layout = this.#layout(x);
-    if (name === "conv2d" || name === "linear") return this.#layerOp(op);
-    if (name === "groupNorm" || name === "layerNorm" || name === "batchNorm") return this.#norm(op);
-    if (ELEMENTWISE_UNARY.has(name)) return this.#set(out, layout);
-    if (ELEMENTWISE_BINARY.has(name)) return this.#elementwise(op);
-    if (name === "matmul" || name === "bmm") return this.#matmul(args[0], args[1], out);
-    if (name === "baddbmm") {
-      this.#matmul(args[1], args[2], out);
-      return this.#elementwiseOf([args[0] as ObservedTensor, out!], out);
+    switch (channels.kind) {
+      case "layer":
+        return this.#layerOp(op, channels);
+      case "norm":
+        return this.#norm(op, channels.axis);
+      case "same":
+        return this.#set(out, this.#layout(args.input));
+      case "elementwise":
+        return this.#elementwiseOf(Object.values(args).filter(isTensor), out);
+      case "matmul":
+        return this.#matmul(args.input, args.other, out);
+      case "baddbmm":
+        this.#matmul(args.batch1, args.batch2, out);
+        return this.#elementwiseOf([args.input as ObservedTensor, out!], out);
+      case "join":
+        return this.#join(args.tensors as ObservedTensor[], args.dim as number, channels.newAxis, out!);
+      case "loss":
+        return;
+      case "freeze":
+        return this.#freezeInputs(op);
     }
-    if (LOSSES.has(name)) return;
-    if (name === "cat" || name === "stack") return this.#join(name, args[0] as ObservedTensor[], args[1] as number, out!);
-    if (!layout) return; // the rules below move channels that x does not have
+    // The kinds below move the channels of `input`: without channels there is nothing to move.
+    const x = args.input;
+    const layout = this.#layout(x);
+    if (!layout) return;
     if (!isTensor(x) || !out) return this.#freezeInputs(op);
     const ndim = x.shape.length;
-    switch (name) {
+    switch (channels.kind) {
       case "reshape":
-      case "view":
-      case "flatten":
-      case "squeeze":
         return this.#set(out, this.#reshape(layout, x.shape, out.shape));
       case "unsqueeze": {
-        const d = normDim(args[1] as number, out.shape.length);
+        const d = normDim(args.dim as number, out.shape.length);
         return this.#set(out, { ...layout, axis: layout.axis === null ? null : layout.axis >= d ? layout.axis + 1 : layout.axis });
       }
       case "permute":
-        return this.#set(out, { ...layout, axis: layout.axis === null ? null : (args[1] as number[]).map((d) => normDim(d, ndim)).indexOf(layout.axis) });
+        return this.#set(out, { ...layout, axis: layout.axis === null ? null : (args.dims as number[]).map((d) => normDim(d, ndim)).indexOf(layout.axis) });
       case "transpose": {
-        const [d0, d1] = [normDim(args[1] as number, ndim), normDim(args[2] as number, ndim)];
+        const [d0, d1] = [normDim(args.dim0 as number, ndim), normDim(args.dim1 as number, ndim)];
         const a = layout.axis;
         return this.#set(out, { ...layout, axis: a === d0 ? d1 : a === d1 ? d0 : a });
       }
-      case "expand":
-      case "repeat": {
+      case "expand": {
         const axis = layout.axis === null ? null : layout.axis + out.shape.length - ndim;
         if (axis === null || out.shape[axis] !== layout.ids.length) return this.#freezeInputs(op);
         return this.#set(out, { ...layout, axis });
       }
-      case "narrow":
-      case "slice":
-      case "select":
-      case "indexSelect":
-      case "gather":
-      case "split":
-      case "chunk":
-      case "sort":
-      case "argsort":
-      case "topk":
-      case "flip": {
-        const dims = name === "flip" ? (args[1] as number[]) : [(name === "split" || name === "chunk" ? args[2] : name === "topk" ? args[2] : args[1]) as number];
+      case "index": {
+        const dims = (args.dims ?? [args.dim]) as number[];
         if (layout.axis === null || dims.some((d) => normDim(d, ndim) === layout.axis)) return this.#freezeInputs(op);
-        const axis = name === "select" && normDim(args[1] as number, ndim) < layout.axis ? layout.axis - 1 : layout.axis;
+        const axis = channels.dropsDim && normDim(args.dim as number, ndim) < layout.axis ? layout.axis - 1 : layout.axis;
         for (const o of outputs) this.#set(o, { ...layout, axis });
         return;
       }
       case "pad": {
-        const padded = (args[1] as number[]).length / 2;
+        const padded = (args.pad as number[]).length / 2;
         if (layout.axis === null || layout.axis >= ndim - padded) return this.#freezeInputs(op);
         return this.#set(out, layout);
       }
-      default:
-        if (SPATIAL.has(name)) {
-          if (layout.axis === null || layout.axis >= ndim - 2) return this.#freezeInputs(op);
-          return this.#set(out, layout);
-        }
-        if (REDUCTIONS.has(name)) return this.#set(out, this.#reduce(name, args, layout, ndim));
-        return this.#freezeInputs(op);
+      case "spatial":
+        if (layout.axis === null || layout.axis >= ndim - 2) return this.#freezeInputs(op);
+        return this.#set(out, layout);
+      case "reduce":
+        return this.#set(out, this.#reduce(args.dim, args.keepdim, layout, ndim));
     }
   }
 
-  #layerOp(op: ObservedOp): void {
-    const [x, w, b] = op.args as [ObservedTensor, ObservedTensor, ObservedTensor | null];
+  #layerOp(op: ObservedOp, { layer: kind, axis }: Extract<Coupling, { kind: "layer" }>): void {
+    const { input: x, weight: w, bias: b } = op.args as { input: ObservedTensor; weight: ObservedTensor; bias: ObservedTensor | null };
     const weight = this.#names.get(w.handle);
     const out = op.outputs[0]!;
     if (weight === undefined) {
       // A weight computed inside the forward: its channels cannot be pruned through a parameter.
       return this.#freezeInputs(op);
     }
-    const kind = op.op === "conv2d" ? "conv" : "linear";
     const outSlot = this.#slot(weight, 0, w.shape[0]!);
     const bias = b ? this.#names.get(b.handle) : undefined;
     if (b && bias !== undefined) this.sets.unionAll(this.#slot(bias, 0, b.shape[0]!).ids, outSlot.ids);
     else if (b) this.sets.freeze(outSlot.ids);
-    const groups = kind === "conv" ? (op.args[6] as number) : 1;
-    const channelAxis = kind === "conv" ? 1 : x.shape.length - 1;
-    const inChannels = kind === "conv" ? x.shape[1]! : x.shape[x.shape.length - 1]!;
+    const groups = (op.args.groups as number | undefined) ?? 1;
+    const channelAxis = normDim(axis, x.shape.length);
+    const inChannels = x.shape[channelAxis]!;
     let inSlot: Slot | null = null;
     let depthwise = false;
     if (groups === 1) {
@@ -324,38 +311,35 @@ export class DependencyGraph {
       this.#layerByWeight.set(weight, layer);
       this.layers.push(layer);
     }
-    this.#set(out, { axis: kind === "conv" ? 1 : out.shape.length - 1, ids: outSlot.ids });
+    this.#set(out, { axis: normDim(axis, out.shape.length), ids: outSlot.ids });
   }
 
-  #norm(op: ObservedOp): void {
-    const [x] = op.args as [ObservedTensor];
+  #norm(op: ObservedOp, axis: number): void {
+    const x = op.args.input as ObservedTensor;
     const layout = this.#layout(x);
     const out = op.outputs[0];
     if (!layout) return;
-    const params = (op.op === "batchNorm" ? op.args.slice(1, 5) : op.args.slice(2, 4)).filter(isTensor);
-    if (op.op === "layerNorm" && ((op.args[1] as number[]).length !== 1 || (layout.axis !== null && layout.axis !== x.shape.length - 1))) {
-      return this.#freezeInputs(op);
-    }
-    const ids = this.#channelsAt(x, op.op === "layerNorm" ? x.shape.length - 1 : 1, op.op === "layerNorm" ? x.shape[x.shape.length - 1]! : x.shape[1]!);
+    // Statistics over several trailing dims mix the channels with the dims after them.
+    const shape = op.args.normalizedShape;
+    if (Array.isArray(shape) && shape.length !== 1) return this.#freezeInputs(op);
+    const channelAxis = normDim(axis, x.shape.length);
+    const ids = this.#channelsAt(x, channelAxis, x.shape[channelAxis]!);
     if (!ids) return this.#freezeInputs(op);
+    const params = Object.entries(op.args).flatMap(([name, t]) => (name !== "input" && isTensor(t) ? [t] : []));
     for (const p of params) {
       const name = this.#names.get(p.handle);
       if (name === undefined) this.sets.freeze(ids);
       else this.sets.unionAll(this.#slot(name, 0, p.shape[0]!).ids, ids);
     }
-    if (op.op === "groupNorm") {
+    const groups = op.args.numGroups;
+    if (typeof groups === "number") {
       const owner = params.length > 0 ? parentPath(this.#names.get(params[0]!.handle) ?? "") : "";
-      this.norms.push({ name: owner || `group_norm#${this.norms.length}`, groups: op.args[1] as number, ids });
+      this.norms.push({ name: owner || `group_norm#${this.norms.length}`, groups, ids });
     }
     this.#set(out, layout);
   }
 
   /** Broadcasting element-wise ops: channels aligned from the right are the same channels. */
-  #elementwise(op: ObservedOp): void {
-    const operands = (op.op === "where" ? op.args.slice(0, 3) : op.args.slice(0, 2)).filter(isTensor);
-    this.#elementwiseOf(operands, op.outputs[0]);
-  }
-
   #elementwiseOf(operands: ObservedTensor[], out: ObservedTensor | undefined): void {
     if (!out) return;
     const ndim = out.shape.length;
@@ -420,12 +404,13 @@ export class DependencyGraph {
     this.sets.freeze((la ?? lb)!.ids);
   }
 
-  #join(name: string, tensors: ObservedTensor[], dim: number, out: ObservedTensor): void {
+  /** cat, or stack when `newAxis`. */
+  #join(tensors: ObservedTensor[], dim: number, newAxis: boolean, out: ObservedTensor): void {
     const layouts = tensors.map((t) => this.#layout(t));
     if (layouts.every((l) => !l)) return;
     const ndim = tensors[0]!.shape.length;
-    const d = normDim(dim, name === "stack" ? ndim + 1 : ndim);
-    if (name === "cat" && layouts.every((l) => !l || l.axis === d)) {
+    const d = normDim(dim, newAxis ? ndim + 1 : ndim);
+    if (!newAxis && layouts.every((l) => !l || l.axis === d)) {
       // Concatenation along the channels: the output's channels are the inputs' in order.
       const ids = tensors.flatMap((t, i) => layouts[i]?.ids ?? this.sets.fresh(t.shape[d]!));
       return this.#set(out, { axis: d, ids });
@@ -440,8 +425,8 @@ export class DependencyGraph {
         return;
       }
     }
-    if (first.axis === null || (name === "cat" && first.axis === d)) return this.#set(out, first);
-    this.#set(out, { ...first, axis: name === "stack" && d <= first.axis ? first.axis + 1 : first.axis });
+    if (first.axis === null || (!newAxis && first.axis === d)) return this.#set(out, first);
+    this.#set(out, { ...first, axis: newAxis && d <= first.axis ? first.axis + 1 : first.axis });
   }
 
   /**
@@ -469,13 +454,11 @@ export class DependencyGraph {
     return { axis: null, ids: layout.ids };
   }
 
-  #reduce(name: string, args: unknown[], layout: Layout, ndim: number): Layout | undefined {
-    // sum/mean(t, dims, keepdim), var/std(t, dims, correction, keepdim), norm(t, p, dims, keepdim), max/min/argmax/argmin(t, dim, keepdim)
-    const raw = name === "norm" ? args[2] : args[1];
-    if (raw === null || raw === undefined || layout.axis === null) return undefined;
-    const dims = (Array.isArray(raw) ? (raw as number[]) : [raw as number]).map((d) => normDim(d, ndim));
+  /** A reduction over `dim` (a dim, dims, or all when null). */
+  #reduce(dim: unknown, keepdim: unknown, layout: Layout, ndim: number): Layout | undefined {
+    if (dim === null || dim === undefined || layout.axis === null) return undefined;
+    const dims = (Array.isArray(dim) ? (dim as number[]) : [dim as number]).map((d) => normDim(d, ndim));
     if (dims.includes(layout.axis)) return undefined;
-    const keepdim = name === "var" || name === "std" || name === "norm" ? args[3] : args[2];
     const axis = keepdim ? layout.axis : layout.axis - dims.filter((d) => d < layout.axis!).length;
     return { axis, ids: layout.ids };
   }

@@ -27,7 +27,7 @@ export interface PruningGroup {
   blocked: string | null;
 }
 
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+export const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
 
 /** Whether `layer` is one of the `ignored` module paths or inside one. */

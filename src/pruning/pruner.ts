@@ -3,13 +3,17 @@
 // gradient in the group.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
+import { OptionError } from "../io/index.js";
 import { Conv2d, type Module } from "../nn/index.js";
-import { DependencyGraph } from "./graph.js";
-import { groupOf, pruningGroups, type PruningGroup } from "./groups.js";
-import { checkCriterion, checkImportanceVariant, Importance, type Criterion, type ImportanceVariant } from "./importance.js";
+import { DependencyGraph, parentPath } from "./graph.js";
+import { gcd, groupOf, pruningGroups, type PruningGroup } from "./groups.js";
+import type { Criterion } from "./criterion.js";
+import { asCriterion } from "./criteria/index.js";
+import { checkImportanceVariant, Importance, type ImportanceVariant } from "./importance.js";
 
 export interface PruneOptions {
-  criterion: Criterion;
+  /** A criterion of CRITERIA by name, or any Criterion object. */
+  criterion: Criterion | string;
   /** Fraction of each group's channels removed, in [0, 1). */
   ratio: number;
   /** One example forward of the model (batch 1 is enough); traced to build the graph. */
@@ -60,7 +64,6 @@ const argsortAscending = (xs: ArrayLike<number>, from: number, to: number): numb
   Array.from({ length: to - from }, (_, i) => from + i).sort((a, b) => xs[a]! - xs[b]! || a - b);
 
 function checkOptions(model: Module, o: PruneOptions): void {
-  checkCriterion(o.criterion);
   checkImportanceVariant(o.importance ?? "diffusers");
   if (!(o.ratio >= 0 && o.ratio < 1)) throw new RangeError(`pruning ratio must be in [0, 1), got ${o.ratio}`);
   const maxRatio = o.maxRatio ?? 1;
@@ -81,8 +84,6 @@ function lowestPerBlock(imp: Float64Array, blocks: number, perBlock: number): nu
   for (let b = 0; b < blocks; b++) out.push(...argsortAscending(imp, b * size, (b + 1) * size).slice(0, perBlock));
   return out;
 }
-
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /**
  * The number removed once the number kept is rounded up to a multiple of roundTo and of the
@@ -197,7 +198,7 @@ export function removeChannels(graph: DependencyGraph, plans: { group: PruningGr
   for (const norm of graph.norms) {
     const kept = norm.ids.filter((id) => !removed.has(sets.find(id))).length;
     if (kept % norm.groups !== 0 || kept === 0)
-      throw new Error(`pruning would leave ${norm.name} with ${kept} channels, which its ${norm.groups} groups cannot split; try another --round-to or ratio`);
+      throw new OptionError((n) => `pruning would leave ${norm.name} with ${kept} channels, which its ${norm.groups} groups cannot split; try another ${n("roundTo")} or ${n("ratio")}`);
   }
   for (const norm of graph.norms) norm.ids = norm.ids.filter((id) => !removed.has(sets.find(id)));
   const keepByTensor = new Map<string, Map<number, number[]>>();
@@ -251,7 +252,7 @@ function updateHeads(graph: DependencyGraph, plans: Plan[]): void {
   const modules = new Map(graph.module.namedModules());
   for (const plan of plans) {
     if (!plan.heads) continue;
-    const owners = new Set(plan.group.layers.map((l) => modules.get(l.name.slice(0, Math.max(0, l.name.lastIndexOf("."))))));
+    const owners = new Set(plan.group.layers.map((l) => modules.get(parentPath(l.name))));
     for (const m of owners) if (m && typeof (m as { heads?: unknown }).heads === "number") (m as unknown as { heads: number }).heads -= plan.heads;
   }
 }
@@ -272,8 +273,9 @@ function channelsOf(graph: DependencyGraph): Map<string, { out: number; in: numb
  * section 5). Gradient criteria read the weights' .grad: fill them in `prepare`.
  */
 export function prune(model: Module, options: PruneOptions): PruneResult {
+  const criterion = asCriterion(options.criterion);
   checkOptions(model, options);
-  const { criterion, ratio, forward } = options;
+  const { ratio, forward } = options;
   const steps = options.iterativeSteps ?? 1;
   const ignored = options.ignoredLayers ?? [];
   let graph = DependencyGraph.build(model, forward);

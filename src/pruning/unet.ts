@@ -1,5 +1,6 @@
 // Diff-Pruning of a UNet2DModel, as the reference script runs it: count, accumulate gradients
-// (for the Taylor criteria), prune, re-initialise (reinit), count again.
+// (for the gradient criteria), prune, the criterion's after-pruning step (reinit's re-initialisation),
+// count again.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import type { UNet2DModel } from "../models/index.js";
@@ -7,11 +8,13 @@ import type { BaseScheduler } from "../diffusion/index.js";
 import { accumulateGradients, type GradientReport } from "./gradients.js";
 import type { Calibration } from "./calibration.js";
 import { countOpsAndParams } from "./count.js";
-import { checkCriterion, needsGradients, type Criterion, type ImportanceVariant } from "./importance.js";
+import type { Criterion } from "./criterion.js";
+import { asCriterion } from "./criteria/index.js";
+import type { ImportanceVariant } from "./importance.js";
 import { prune, type LayerChannels, type PruneOptions, type PruneResult } from "./pruner.js";
-import { reinitialize } from "./reinit.js";
 
 export interface UNetPruneOptions extends Omit<PruneOptions, "forward" | "prepare" | "criterion"> {
+  /** A criterion of CRITERIA by name, or any Criterion object. */
   criterion: Criterion | string;
   /** The training schedule; the gradient loop runs over its timesteps. */
   scheduler: BaseScheduler;
@@ -23,7 +26,8 @@ export interface UNetPruneOptions extends Omit<PruneOptions, "forward" | "prepar
 }
 
 export interface UNetPruneReport {
-  method: Criterion;
+  /** The criterion's name. */
+  method: string;
   importance: ImportanceVariant;
   ratio: number;
   global: boolean;
@@ -45,9 +49,9 @@ export const unetForward = (model: UNet2DModel) => (): Tensor => {
 
 /** Prunes `model` in place with one of the paper's criteria and reports what changed. */
 export function pruneUNet(model: UNet2DModel, options: UNetPruneOptions): UNetPruneReport {
-  const criterion = checkCriterion(options.criterion);
+  const criterion = asCriterion(options.criterion);
   const { scheduler, calibration, thr = 0.05, onGradientStep, ...rest } = options;
-  if (needsGradients(criterion) && !calibration) throw new Error(`${criterion} pruning needs a calibration batch (a dataset or a calibration file)`);
+  if (criterion.gradients !== null && !calibration) throw new Error(`${criterion.name} pruning needs a calibration batch (a dataset or a calibration file)`);
   const forward = unetForward(model);
   const before = countOpsAndParams(model, forward);
   let gradients: GradientReport | null = null;
@@ -55,12 +59,12 @@ export function pruneUNet(model: UNet2DModel, options: UNetPruneOptions): UNetPr
     ...rest,
     criterion,
     forward,
-    prepare: needsGradients(criterion)
+    prepare: criterion.gradients !== null
       ? () => {
           gradients = accumulateGradients(model, {
             ...calibration!,
             scheduler,
-            thr: criterion === "diff-pruning" ? thr : null,
+            thr: criterion.gradients === "informative" ? thr : null,
             stopBeforeBackward: rest.importance === "ddpm-exp",
             ...(onGradientStep ? { onStep: onGradientStep } : {}),
           });
@@ -68,10 +72,10 @@ export function pruneUNet(model: UNet2DModel, options: UNetPruneOptions): UNetPr
       : undefined,
   });
   for (const p of model.parameters()) p.grad = null;
-  if (criterion === "reinit") reinitialize(model);
+  criterion.afterPruning?.(model);
   const after = countOpsAndParams(model, forward);
   return {
-    method: criterion,
+    method: criterion.name,
     importance: options.importance ?? "diffusers",
     ratio: options.ratio,
     global: options.global ?? false,

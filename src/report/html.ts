@@ -1,6 +1,7 @@
 // The run report: one self-contained HTML page (inline CSS, inline SVG charts, sample grids as PNG
 // data URIs, no scripts), so report.html opens offline, can be archived or mailed as one file, and
 // a Content-Security-Policy forbids it to load anything else.
+import type { GradientReport } from "../pruning/index.js";
 import { lineChart } from "./svg.js";
 
 /** One method's results: a row of the results table (the paper's Table 1). */
@@ -16,6 +17,8 @@ export interface ReportRow {
   fidExtractor?: string;
   /** SSIM against the pretrained model's samples from the same noise. */
   ssim: number | null;
+  /** Its 95% interval (bootstrap over the images). */
+  ssimCi95?: [number, number] | null;
   finetuneSteps: number | null;
   /** Milliseconds per UNet evaluation (batch 1). */
   latencyMs: number | null;
@@ -32,8 +35,8 @@ export interface ReportInput {
   /** A line under the title: dataset, ratio, the command that produced the run. */
   subtitle?: string;
   rows: ReportRow[];
-  /** Diff-Pruning's loss per timestep t = 0, 1, ...; the threshold fraction; the T' reached. */
-  diffPruning?: { losses: number[]; thr: number; tPrime: number } | null;
+  /** Diff-Pruning's gradient loop: the loss per timestep t = 0, 1, ..., the threshold, the T' reached. */
+  diffPruning?: GradientReport | null;
   /** Output channels per layer, before pruning and after each method (keyed by method name). */
   layers?: { name: string; before: number; after: Record<string, number> }[] | null;
   /** Free text lines (machine, command). */
@@ -95,7 +98,7 @@ function resultsTable(rows: ReportRow[]): string {
     { key: "params", heading: "#Params (M)", format: (v) => (v / 1e6).toFixed(3) },
     macsColumn(rows),
     { key: "fid", heading: fidHeading, format: (v) => v.toFixed(2) },
-    { key: "ssim", heading: "SSIM", format: (v) => v.toFixed(4) },
+    { key: "ssim", heading: rows.some((r) => r.ssimCi95) ? "SSIM<br><small>[95% CI]</small>" : "SSIM", format: (v) => v.toFixed(4) },
     { key: "finetuneSteps", heading: "Fine-tune steps", format: (v) => String(v) },
     { key: "latencyMs", heading: "Latency (ms)", format: (v) => v.toFixed(2) },
     { key: "speedup", heading: "Speed-up", format: (v) => `${v.toFixed(2)}\u00d7` },
@@ -103,7 +106,8 @@ function resultsTable(rows: ReportRow[]): string {
   const cell = (row: ReportRow, c: Column): string => {
     const v = row[c.key];
     if (v === null) return `<td data-key="${c.key}">${DASH}</td>`;
-    const ext = c.key === "fid" && extractors.size > 1 && row.fidExtractor ? ` <small>${esc(row.fidExtractor)}</small>` : "";
+    const ci = c.key === "ssim" && row.ssimCi95 ? ` <small>[${row.ssimCi95.map((x) => x.toFixed(3)).join(", ")}]</small>` : "";
+    const ext = (c.key === "fid" && extractors.size > 1 && row.fidExtractor ? ` <small>${esc(row.fidExtractor)}</small>` : "") + ci;
     return `<td data-key="${c.key}" data-value="${v}">${esc(c.format(v))}${ext}</td>`;
   };
   const head = `<tr><th>Method</th>${columns.map((c) => `<th>${c.heading}</th>`).join("")}</tr>`;
@@ -134,20 +138,23 @@ function sampleGrid(row: ReportRow & { samples: Uint8Array }): string {
 
 // ---- charts and the layer table ----
 
-function diffPruningChart({ losses, thr, tPrime }: NonNullable<ReportInput["diffPruning"]>): string {
+function diffPruningChart({ losses, thr, tPrime }: GradientReport): string {
   const maxLoss = Math.max(...losses.filter(Number.isFinite));
-  const threshold = thr * maxLoss;
+  // Taylor's loop (thr null) runs every timestep: no threshold to draw.
+  const threshold = thr === null ? null : thr * maxLoss;
   const chart = lineChart([{ name: "loss", points: losses.map((l, t): [number, number] => [t, l]) }], {
     title: "Diff-Pruning: denoising loss by timestep",
     xLabel: "timestep t",
     yLabel: "loss",
     logY: true,
-    hLines: [{ y: threshold, label: `thr \u00d7 max = ${threshold.toPrecision(3)}` }],
+    hLines: threshold === null ? [] : [{ y: threshold, label: `thr \u00d7 max = ${threshold.toPrecision(3)}` }],
     vLines: [{ x: tPrime, label: `T' = ${tPrime}` }],
   });
+  const reached = `Gradients accumulated over timesteps 0\u2026<strong data-key="tPrime" data-value="${tPrime}">T' = ${tPrime}</strong>`;
   const text =
-    `Gradients accumulated over timesteps 0\u2026<strong data-key="tPrime" data-value="${tPrime}">T' = ${tPrime}</strong>, ` +
-    `the first t whose loss fell below thr \u00d7 max loss = ${thr} \u00d7 ${maxLoss.toPrecision(4)} = ${threshold.toPrecision(3)}.`;
+    threshold === null
+      ? `${reached}, every timestep.`
+      : `${reached}, the first t whose loss fell below thr \u00d7 max loss = ${thr} \u00d7 ${maxLoss.toPrecision(4)} = ${threshold.toPrecision(3)}.`;
   return `<p>${text}</p>\n${chart}`;
 }
 

@@ -1,7 +1,9 @@
 // Op observation for tracing: while observeOps(fn) runs, every tensor op the addon executes is
-// reported with its arguments, tensors given as {handle, shape}. The pruning layer builds its
-// dependency graph from this record, so any model code is traced without per-model hooks.
+// reported with its arguments named by its rule (op-rules.ts), tensors given as {handle, shape}.
+// The pruning layer builds its dependency graph from this record, so any model code is traced
+// without per-model hooks.
 import { native, type Handle } from "./native.js";
+import { NOT_OPS, OP_RULES, type OpRule } from "./op-rules.js";
 
 /** A tensor as an observer sees it: its handle (unique for the tensor's lifetime) and shape. */
 export interface ObservedTensor {
@@ -9,64 +11,41 @@ export interface ObservedTensor {
   shape: number[];
 }
 
-/** One executed op: the native op name, its arguments (tensors as ObservedTensor) and outputs. */
+/** An op's arguments by the names of its rule (OP_RULES), in the addon's order; tensors as ObservedTensor. */
+export type ObservedArgs = Readonly<Record<string, unknown>>;
+
+/** One executed op: the native op name, its arguments and its outputs. */
 export interface ObservedOp {
   op: string;
-  args: unknown[];
+  args: ObservedArgs;
   outputs: ObservedTensor[];
 }
 
-// Argument kinds per position: t = a tensor (or null), l = a list of tensors, m = a tensor or a
-// scalar as told by the scalar mask in the last argument, _ = anything else. Ops not listed take
-// one tensor first ("t").
-const BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "eq", "ne", "lt", "le", "gt", "ge", "logicalAnd", "logicalOr", "matmul", "bmm"];
-const SIGNATURES: Record<string, string> = {
-  ...Object.fromEntries(BINARY.map((op) => [op, "mm_"])),
-  where: "tmm_",
-  baddbmm: "ttt",
-  cat: "l",
-  stack: "l",
-  indexSelect: "t_t",
-  gather: "t_t",
-  conv2d: "ttt",
-  linear: "ttt",
-  groupNorm: "t_tt",
-  layerNorm: "t_tt",
-  batchNorm: "ttttt",
-  mseLoss: "tt",
-  crossEntropy: "tt",
-  copy_: "tt",
-  add_: "tm",
-  mul_: "tm",
-};
-
-// Functions that are not tensor ops (metadata, lifetime, autograd bookkeeping, optimizer kernels)
-// or that create tensors from nothing: not reported.
-const NOT_OPS = new Set([
-  "torchVersion", "dispose", "disposeMany", "isDisposed", "memory", "shape", "dtype", "device", "isContiguous",
-  "setNumThreads", "getNumThreads", "manualSeed", "cudaDeviceCount", "cudaSynchronize", "toBuffer", "item", "equal",
-  "requiresGrad", "setRequiresGrad", "isLeaf", "retainGrad", "backward", "grad", "setGrad", "zeroGrad",
-  "setGradEnabled", "isGradEnabled", "adamwStep", "clipGradNorm", "emaUpdate",
-  "empty", "zeros", "ones", "full", "arange", "linspace", "rand", "randn", "randint", "randperm", "fromBuffer",
-]);
+export const isObservedTensor = (a: unknown): a is ObservedTensor => typeof a === "object" && a !== null && "handle" in a;
 
 const observed = (handle: Handle): ObservedTensor => ({ handle, shape: native.shape(handle) });
 
-function describeArgs(op: string, args: unknown[]): unknown[] {
-  const signature = SIGNATURES[op] ?? "t";
-  const mask = signature.includes("m") ? Number(args[args.length - 1]) : 0;
+// An op without a rule is taken to have one tensor first; arguments past a rule's are named by position.
+const UNKNOWN: OpRule["args"] = { input: "tensor" };
+
+function describeArgs(op: string, args: unknown[]): ObservedArgs {
+  const kinds = Object.entries(OP_RULES.get(op)?.args ?? UNKNOWN);
+  // Ops with operands end with their scalar mask; add_/mul_ end with a boolean "is scalar" flag,
+  // which reads as the same one-bit mask.
+  const mask = kinds.some(([, kind]) => kind === "operand") ? Number(args[args.length - 1]) : 0;
   let operand = 0;
-  return args.map((a, i) => {
-    const kind = signature[i];
-    if (kind === "t") return typeof a === "number" ? observed(a) : a;
-    if (kind === "l") return (a as Handle[]).map(observed);
-    if (kind === "m") {
-      // add_/mul_ end with a boolean "is scalar" flag, which reads as the same one-bit mask.
-      const isScalar = (mask >> operand++) & 1;
-      return isScalar || typeof a !== "number" ? a : observed(a);
-    }
-    return a;
-  });
+  return Object.fromEntries(
+    args.map((a, i) => {
+      const [name = `arg${i}`, kind = "value"] = kinds[i] ?? [];
+      if (kind === "tensor") return [name, typeof a === "number" ? observed(a) : a];
+      if (kind === "tensors") return [name, (a as Handle[]).map(observed)];
+      if (kind === "operand") {
+        const isScalar = (mask >> operand++) & 1;
+        return [name, isScalar || typeof a !== "number" ? a : observed(a)];
+      }
+      return [name, a];
+    }),
+  );
 }
 
 /**

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { InvalidArgumentError } from "commander";
-import { datasetPath, fraction, learningRate, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from "../../src/cli/args.js";
+import { fraction, learningRate, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from "../../src/cli/args.js";
+import { datasetPath } from "../../src/data/index.js";
 
 const GARBAGE = ["", " ", "abc", "NaN", "Infinity", "-Infinity", "1e400", "0x10", "0b1", "1_000", "1,5", "--1", "1.2.3", "5 ", " 5", "e5", "."];
 

@@ -79,7 +79,7 @@ describe("diffprune prune", () => {
       ["wrong model type", ["--config", badConfig, "--method", "magnitude", "--ratio", "0.3"], /only UNet2DModel is supported/],
       ["unreadable dataset", [...tiny, "--method", "taylor", "--ratio", "0.3", "--data", `folder:${join(scratch, "none")}`], /cannot read dataset|no such/i],
       ["ratio 1", [...tiny, "--method", "magnitude", "--ratio", "1"], /expected a number in \[0, 1\)/],
-      ["unknown method", [...tiny, "--method", "best", "--ratio", "0.3"], /unknown pruning method "best"/],
+      ["unknown method", [...tiny, "--method", "best", "--ratio", "0.3"], /unknown pruning criterion "best"/],
       ["no calibration", [...tiny, "--method", "diff-pruning", "--ratio", "0.3"], /give --data SPEC .* or --calibration FILE/],
       ["calibration of another shape", [...tiny, "--method", "diff-pruning", "--ratio", "0.3", "--calibration", wrongShape], /images are \[2, 3, 16, 16\] but the model takes \[B, 1, 16, 16\]/],
       ["unknown layer to ignore", [...tiny, "--method", "magnitude", "--ratio", "0.3", "--ignore", "conv_nope"], /cannot ignore "conv_nope"/],

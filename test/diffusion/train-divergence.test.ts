@@ -1,5 +1,5 @@
 // A run that diverges (the loss, the gradient or the weights stop being finite) stops at that
-// step with a message naming it and suggesting a lower --lr, keeps the last good checkpoint, and
+// step with a message naming it and suggesting a lower lr, keeps the last good checkpoint, and
 // never saves non-finite weights.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -26,7 +26,7 @@ function divergesAt(t: Trainer, step: number, onStep: (step: number) => void = (
   assert.ok(caught instanceof TrainingDivergedError, `a TrainingDivergedError, got ${String(caught)}`);
   assert.equal(caught.step, step);
   assert.ok(caught.message.startsWith(`training diverged at step ${step}: `), caught.message);
-  assert.match(caught.message, /train again with a lower --lr \([^)]+ here\)$/);
+  assert.match(caught.message, /train again with a lower lr \([^)]+ here\)$/);
   assert.doesNotMatch(caught.message, /\n/);
   return caught;
 }
@@ -87,7 +87,7 @@ describe("a run that diverges", () => {
     }
     assert.ok(caught instanceof TrainingDivergedError, String(caught));
     assert.ok(caught.step <= 5, caught.message);
-    assert.match(caught.message, /train again with a lower --lr \(1e\+30 here\)$/);
+    assert.match(caught.message, /train again with a lower lr \(1e\+30 here\)$/);
     if (caught.step > 1) assertGoodCheckpoint(dir, caught.step - 1);
     close(t);
   });

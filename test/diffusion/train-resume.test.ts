@@ -261,7 +261,7 @@ describe("a damaged checkpoint is refused, naming the file and what is wrong", (
   });
 
   test("the divergence error and the checkpoint error are Errors with their own names", () => {
-    assert.equal(new TrainingDivergedError("x", 3).name, "TrainingDivergedError");
+    assert.equal(new TrainingDivergedError(() => "x", 3).name, "TrainingDivergedError");
     assert.equal(new CheckpointError("x").name, "CheckpointError");
   });
 });

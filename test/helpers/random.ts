@@ -1,11 +1,2 @@
-// Seeded JS randomness for tests, independent of torch's generator.
-
-/** mulberry32: a tiny seeded PRNG of uniform floats in [0, 1), so data (and failures) reproduce. */
-export function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Seeded JS randomness for tests, independent of torch's generator: the library's own.
+export { mulberry32 } from "../../src/metrics/bootstrap.js";

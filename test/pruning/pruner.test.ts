@@ -379,12 +379,12 @@ describe("pruning models that are not UNets", () => {
     assert.throws(() => prune(net, { ...base, ratio: -0.1 }), (e: unknown) => e instanceof RangeError && /pruning ratio must be in \[0, 1\), got -0\.1/.test(e.message));
     assert.throws(() => prune(net, { ...base, ratio: 1 }), /pruning ratio must be in \[0, 1\), got 1/);
     assert.throws(() => prune(net, { ...base, ratio: Number.NaN }), /pruning ratio must be in \[0, 1\)/);
-    assert.throws(() => prune(net, { ...base, criterion: "l1" as never }), /unknown pruning method "l1": use one of diff-pruning, taylor, magnitude, random, reinit/);
+    assert.throws(() => prune(net, { ...base, criterion: "l1" }), /unknown pruning criterion "l1": use one of diff-pruning, taylor, magnitude, random, reinit/);
     assert.throws(() => prune(net, { ...base, ignoredLayers: ["conv9"] }), /cannot ignore "conv9": the model has no such layer/);
     assert.throws(() => prune(net, { ...base, roundTo: 0 }), /round-to must be a positive integer, got 0/);
     assert.throws(() => prune(net, { ...base, maxRatio: 0 }), /max ratio must be in \(0, 1\], got 0/);
     assert.throws(() => prune(net, { ...base, iterativeSteps: 0 }), /iterative steps must be a positive integer, got 0/);
-    assert.throws(() => pruneUNet(tiny(), { criterion: "l2", ratio: 0.3, scheduler: new DDPMScheduler({ num_train_timesteps: 4 }) }), /unknown pruning method "l2"/);
+    assert.throws(() => pruneUNet(tiny(), { criterion: "l2", ratio: 0.3, scheduler: new DDPMScheduler({ num_train_timesteps: 4 }) }), /unknown pruning criterion "l2"/);
     for (const [name, t] of net.stateDict()) assert.ok(torch.equal(t, weights.get(name)!), `${name} unchanged`);
   });
 });

@@ -57,7 +57,7 @@ function realistic(): ReportInput {
       row("random", { ...pruned, fid: 6.3678, ssim: 0.89453, latencyMs: 6.95, speedup: 1.68835, samples: grid(5, 9, 3), lossCurve: curve(0.35, 2000) }),
       row("scratch", { ...pruned, fid: 9.8712, finetuneSteps: 2_000, latencyMs: 6.9, speedup: 1.7006 }),
     ],
-    diffPruning: { losses: Array.from({ length: 38 }, (_, t) => 0.9 * Math.exp(-t / 9) + 0.01), thr: 0.05, tPrime: 37 },
+    diffPruning: { losses: Array.from({ length: 38 }, (_, t) => 0.9 * Math.exp(-t / 9) + 0.01), thr: 0.05, tPrime: 37, timesteps: 1000 },
     layers: [
       { name: "conv_in", before: 128, after: { "diff-pruning": 96, taylor: 96, magnitude: 96, random: 96 } },
       { name: "down_blocks.0.resnets.0.conv1", before: 128, after: { "diff-pruning": 96, taylor: 96, magnitude: 96, random: 96 } },
@@ -109,7 +109,7 @@ describe("renderReport", () => {
 
   test("the Diff-Pruning chart draws the threshold and marks T'", () => {
     const losses = [1, 0.5, 0.2, 0.08, 0.04];
-    const html = renderReport({ title: "t", rows: [], diffPruning: { losses, thr: 0.05, tPrime: 4 } });
+    const html = renderReport({ title: "t", rows: [], diffPruning: { losses, thr: 0.05, tPrime: 4, timesteps: 1000 } });
     assert.deepEqual(sectionIds(html), ["diff-pruning"]);
     assert.ok(html.includes(`text-anchor="end">T' = 4</text>`), "T' labels the vertical line, on its left where there is room");
     assert.ok(html.includes(">thr \u00d7 max = 0.0500</text>"), "threshold = thr * max(loss)");

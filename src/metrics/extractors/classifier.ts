@@ -36,7 +36,7 @@ export class FashionMnistClassifier extends Module {
     if (x.ndim !== 4 || x.shape[1] !== 1 || x.shape[2] !== 32 || x.shape[3] !== 32)
       throw new Error(
         `the Fashion-MNIST classifier takes images [N, 1, 32, 32], got [${x.shape.join(", ")}]; ` +
-          `for other image shapes use the Inception-v3 extractor (--extractor inception --inception-weights FILE)`,
+          `for other image shapes use the Inception-v3 extractor (InceptionExtractor)`,
       );
     return torch.tidy(() => {
       let h = torch.maxPool2d(this.bn1.forward(this.conv1.forward(x)).relu(), 2);

@@ -1,11 +1,14 @@
-// "reinit": the paper's baseline that keeps a randomly pruned architecture but not its weights.
-// Every layer gets torch.nn's default initialisation at its pruned shape.
-import * as torch from "../torch/index.js";
-import { BatchNorm2d, Conv2d, GroupNorm, Linear, type Module } from "../nn/index.js";
-import { defaultBound, uniform } from "../nn/init.js";
+// Reinit: the paper's baseline that keeps a randomly pruned architecture but not its weights.
+// Channels are chosen as random chooses them; then every layer gets torch.nn's default
+// initialisation at its pruned shape.
+import * as torch from "../../torch/index.js";
+import { BatchNorm2d, Conv2d, GroupNorm, Linear, type Module } from "../../nn/index.js";
+import { defaultBound, uniform } from "../../nn/init.js";
+import type { Criterion } from "../criterion.js";
+import { random } from "./random.js";
 
 /** Re-initialises every Conv2d, Linear, GroupNorm and BatchNorm2d of `model` in place. */
-export function reinitialize(model: Module): void {
+function reinitialize(model: Module): void {
   torch.noGrad(() => {
     for (const [, m] of model.namedModules()) {
       if (m instanceof Conv2d || m instanceof Linear) {
@@ -25,3 +28,11 @@ export function reinitialize(model: Module): void {
     }
   });
 }
+
+export const reinit: Criterion = {
+  name: "reinit",
+  description: "random channels, then every weight re-initialised (train from scratch)",
+  gradients: null,
+  score: random.score,
+  afterPruning: reinitialize,
+};

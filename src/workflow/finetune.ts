@@ -1,0 +1,108 @@
+// Training a model folder into a run folder, as ddpm_train.py fine-tunes a pruned model: the
+// run checkpoints as it goes and resumes from its checkpoint; when done, its model/ folder holds
+// the final (EMA) weights and the scheduler, loadable like any model folder.
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { OptionError, writeJsonAtomic } from "../io/index.js";
+import { checkOutputs, makeDirs, writeFolderAtomic } from "../io/paths.js";
+import { Dropout } from "../nn/index.js";
+import { datasetPath, openDataset, type ImageDataset } from "../data/index.js";
+import { CHECKPOINT_NAME, loadPipeline, Trainer, withWeights, type ModelSource, type StepInfo, type TrainOptions } from "../diffusion/index.js";
+import { SCHEDULER_FILE } from "./prune.js";
+
+export interface FinetuneOptions extends ModelSource {
+  /** Training data (a dataset spec). */
+  data: string;
+  /** The run folder: checkpoint, log.jsonl, train_config.json, samples/, and model/ when done. */
+  out: string;
+  /** Trainer options; the rest are TRAIN_DEFAULTS. */
+  train?: Partial<TrainOptions>;
+  /** Overrides the resnets' dropout. */
+  dropout?: number | undefined;
+  /** Continue the run in `out` from its checkpoint (refused otherwise when there is one). */
+  resume?: boolean;
+  /** What train_config.json records besides the trainer's options (e.g. the command's arguments). */
+  record?: Record<string, unknown>;
+  onResume?: (step: number) => void;
+  onStep?: (info: StepInfo, total: number) => void;
+  onEvent?: (message: string) => void;
+}
+
+export interface FinetuneResult {
+  /** The model folder written. */
+  modelDir: string;
+  steps: number;
+  /** Whether model/ holds the EMA weights (else the last ones). */
+  ema: boolean;
+}
+
+export const RUN_CONFIG = "train_config.json";
+
+/** What a run folder holds; an existing one must be a run (to continue or restart) or empty. */
+const RUN_FILES = new Set([RUN_CONFIG, CHECKPOINT_NAME, "log.jsonl", "samples", "model"]);
+
+function runFolderReuse(names: string[]): string | null {
+  // A run's record or checkpoint marks it, whatever else the trainer keeps there.
+  if (names.includes(RUN_CONFIG) || names.includes(CHECKPOINT_NAME) || names.every((n) => RUN_FILES.has(n))) return null;
+  const other = names.filter((n) => !RUN_FILES.has(n));
+  return `the folder is not empty and is not a training run (it holds ${other.slice(0, 3).join(", ")}${other.length > 3 ? ", ..." : ""}); choose a new or empty folder`;
+}
+
+/** The model folder of a finished run in `out`. */
+export const runModelDir = (out: string): string => join(out, "model");
+
+/** Trains (or continues training) the model of `o` on `o.data` in the run folder `o.out`. */
+export function finetune(o: FinetuneOptions): FinetuneResult {
+  checkOutputs(
+    [{ flag: "out", path: o.out, kind: "folder", inPlace: true, reuse: runFolderReuse }],
+    [
+      { flag: "model", path: o.model },
+      { flag: "config", path: o.config },
+      { flag: "data", path: datasetPath(o.data) },
+    ],
+  );
+  const checkpoint = join(o.out, CHECKPOINT_NAME);
+  if (existsSync(checkpoint) && !o.resume)
+    throw new OptionError((n) => `${o.out} already holds a training run: use ${n("resume")} to continue it, or choose another ${n("out")}`);
+  const { model, scheduler } = loadPipeline(o);
+  if (o.dropout !== undefined) for (const [, m] of model.namedModules()) if (m instanceof Dropout) m.p = o.dropout;
+  const c = model.config;
+  let dataset: ImageDataset;
+  try {
+    dataset = openDataset(o.data, { sampleSize: c.sample_size, channels: c.in_channels });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  let trainer: Trainer;
+  // A run that fails before its first step leaves no folder behind (one that trained is resumable).
+  const created = makeDirs(o.out);
+  try {
+    trainer = new Trainer(model, scheduler, dataset, o.out, o.train ?? {});
+    if (o.resume && existsSync(checkpoint)) {
+      trainer.loadCheckpoint();
+      o.onResume?.(trainer.step);
+    }
+    writeJsonAtomic(join(o.out, RUN_CONFIG), { ...o.record, ...trainer.options, model_config: c, params: model.numParameters() });
+  } catch (err) {
+    if (created.length > 0) rmSync(created[0]!, { recursive: true, force: true });
+    model.dispose();
+    throw err;
+  }
+  try {
+    const total = trainer.options.steps;
+    trainer.run({
+      ...(o.onStep ? { onStep: (info: StepInfo) => o.onStep!(info, total) } : {}),
+      ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+    });
+    const modelDir = runModelDir(o.out);
+    writeFolderAtomic(modelDir, (dir) => {
+      withWeights(model, trainer.finalWeights(), () => model.savePretrained(dir));
+      writeJsonAtomic(join(dir, SCHEDULER_FILE), scheduler.toJSON());
+    });
+    return { modelDir, steps: trainer.step, ema: trainer.options.ema };
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
