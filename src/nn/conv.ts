@@ -1,8 +1,7 @@
 // Conv2d. Channel counts are read from the weight, so a pruned (narrowed) weight is all it takes.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
-import { defaultBound, uniform } from "./init.js";
-import { Module } from "./module.js";
+import { WeightedLayer } from "./weighted.js";
 
 export interface Conv2dOptions {
   stride?: number;
@@ -11,7 +10,7 @@ export interface Conv2dOptions {
   bias?: boolean;
 }
 
-export class Conv2d extends Module {
+export class Conv2d extends WeightedLayer {
   readonly kernelSize: number;
   readonly stride: number;
   readonly padding: number;
@@ -25,16 +24,7 @@ export class Conv2d extends Module {
     this.stride = stride;
     this.padding = padding;
     this.groups = groups;
-    const bound = defaultBound((inChannels / groups) * kernelSize * kernelSize);
-    this.registerParameter("weight", uniform([outChannels, inChannels / groups, kernelSize, kernelSize], bound));
-    this.registerParameter("bias", bias ? uniform([outChannels], bound) : null);
-  }
-
-  get weight(): Tensor {
-    return this.param("weight");
-  }
-  get bias(): Tensor | null {
-    return this.optionalParam("bias");
+    this.initWeight([outChannels, inChannels / groups, kernelSize, kernelSize], (inChannels / groups) * kernelSize * kernelSize, bias);
   }
   get inChannels(): number {
     return this.weight.shape[1]! * this.groups;
