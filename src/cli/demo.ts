@@ -38,6 +38,7 @@ interface DemoArgs {
   skip: SkipType;
   calibBatch?: number;
   seed: number;
+  json?: boolean;
 }
 
 const METHOD_NAMES = [...CRITERIA.map((c) => c.name), SCRATCH];
@@ -107,12 +108,14 @@ export function registerDemo(program: Command): void {
     .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
     .option("--calib-batch <n>", "calibration images for the gradient criteria", positiveInt)
     .option("--seed <n>", "seed of the noise, the calibration draw and the fine-tuning", nonNegativeInt, 0)
+    .option("--json", "print metrics.json (options, sampler, rows) as JSON when done; the stages go to stderr")
     .action((args: DemoArgs) => {
       const start = Date.now();
       const bars = new Map<string, Progress>();
+      const say = args.json ? console.error : console.log;
       const metrics = runComparison(demoOptions(args), {
-        onStage: (stage, total, text) => console.log(`\n[${stage}/${total}] ${text}`),
-        onMessage: (text) => console.log(text),
+        onStage: (stage, total, text) => say(`\n[${stage}/${total}] ${text}`),
+        onMessage: (text) => say(text),
         onProgress: (label, done, total) => {
           let bar = bars.get(label);
           if (!bar) bars.set(label, (bar = new Progress(label, total, Math.max(0, done - 1))));
@@ -120,6 +123,7 @@ export function registerDemo(program: Command): void {
           bar.update(done);
         },
       });
+      if (args.json) return console.log(JSON.stringify(metrics));
       console.log(`\n${formatTable(metrics.rows)}`);
       console.log(`\n${args.out}/report.html, metrics.json (${((Date.now() - start) / 60000).toFixed(1)} min)`);
     });

@@ -25,6 +25,7 @@ interface TrainArgs {
   checkpointSeconds: number;
   sampleEvery: number;
   resume: boolean;
+  json?: boolean;
 }
 
 export function trainAction(args: TrainArgs): void {
@@ -37,7 +38,7 @@ export function trainAction(args: TrainArgs): void {
     out: args.out,
     dropout: args.dropout,
     resume: args.resume,
-    record: { ...args },
+    record: { ...args, json: undefined },
     train: {
       steps: args.steps,
       batchSize: args.batchSize,
@@ -59,7 +60,8 @@ export function trainAction(args: TrainArgs): void {
     },
     onEvent: (message) => (progress ? progress.note(message) : console.error(message)),
   });
-  console.log(`trained ${result.steps} steps; model (${result.ema ? "EMA weights" : "final weights"}) in ${result.modelDir}`);
+  if (args.json) console.log(JSON.stringify({ out: args.out, model: result.modelDir, steps: result.steps, weights: result.ema ? "ema" : "final" }));
+  else console.log(`trained ${result.steps} steps; model (${result.ema ? "EMA weights" : "final weights"}) in ${result.modelDir}`);
 }
 
 export function registerTrain(program: Command): void {
@@ -82,7 +84,8 @@ export function registerTrain(program: Command): void {
       .option("--checkpoint-every <n>", "steps between checkpoints", positiveInt, TRAIN_DEFAULTS.checkpointEvery)
       .option("--checkpoint-seconds <s>", "also checkpoint once this many seconds of training passed since the last one (0: off)", nonNegativeNumber, TRAIN_DEFAULTS.checkpointSeconds)
       .option("--sample-every <n>", "steps between sample grids (0: off)", nonNegativeInt, 0)
-      .option("--resume", "continue the run in --out from its checkpoint", false);
+      .option("--resume", "continue the run in --out from its checkpoint", false)
+      .option("--json", 'print {"out", "model", "steps", "weights"} as JSON when done');
     if (name === "train") cmd.option("--config <file>", "UNet2DModel config.json for a new model").option("--model <dir>", "start from this model folder");
     else cmd.requiredOption("--model <dir>", "the model folder to fine-tune");
     cmd.action((args: TrainArgs) => trainAction(args));

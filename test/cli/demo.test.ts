@@ -46,6 +46,7 @@ interface Row {
   macs: number;
   fid: number | null;
   ssim: number | null;
+  ssim_ci95?: [number, number] | null;
   finetune_steps: number | null;
   latency_ms_batch1: number;
   speedup_batch1: number | null;
@@ -91,6 +92,12 @@ describe("diffprune demo", () => {
     assert.equal(pre.ssim, null);
     assert.ok(dp.ssim !== null && dp.ssim < 1 && dp.fid !== null && dp.fid > 0 && dp.finetune_steps === 2);
     assert.equal(metrics.diff_pruning.losses.length, metrics.diff_pruning.t_prime + 1);
+    for (const r of [dp, mag, scratchRow]) assert.ok(r.ssim_ci95 && r.ssim_ci95[0] <= r.ssim! && r.ssim! <= r.ssim_ci95[1], `${r.name}: SSIM ${r.ssim} within its interval ${r.ssim_ci95}`);
+
+    // A finished run continued with --json prints metrics.json as JSON on stdout, and only that.
+    const again = run(demoArgs(out, "--json"));
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout), metrics);
 
     const html = readFileSync(join(out, "report.html"), "utf8");
     for (const r of metrics.rows) {
