@@ -9,6 +9,7 @@ export * as data from "./data/index.js";
 export * as pruning from "./pruning/index.js";
 export * as metrics from "./metrics/index.js";
 export * as report from "./report/index.js";
+export * as onnx from "./export/index.js";
 export * as workflow from "./workflow/index.js";
 
 export { UNet2DModel, type UNet2DConfig } from "./models/index.js";

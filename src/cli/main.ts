@@ -8,6 +8,7 @@ import { cliMessage } from "./args.js";
 import { registerCount } from "./count.js";
 import { registerDemo } from "./demo.js";
 import { registerEval } from "./eval.js";
+import { registerExport } from "./export.js";
 import { registerPlot } from "./plot.js";
 import { registerPrune } from "./prune.js";
 import { registerSample } from "./sample.js";
@@ -38,6 +39,7 @@ registerTrainClassifier(program);
 registerEval(program);
 registerPrune(program);
 registerCount(program);
+registerExport(program);
 for (const command of [program, ...program.commands]) command.addHelpText("after", EXIT_CODES);
 
 /** An error as one line: libtorch appends its C++ backtrace on further lines, which say nothing to a user. */

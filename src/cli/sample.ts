@@ -1,15 +1,21 @@
-// `diffprune sample`: images from a model folder, as PNGs, a grid, and the raw float samples.
+// `diffprune sample`: images from a model folder (or an exported .onnx file, run in onnxruntime),
+// as PNGs, a grid, and the raw float samples.
 import { join } from "node:path";
 import type { Command } from "commander";
 import * as torch from "../torch/index.js";
 import { imageFromTensor, makeGrid, saveFile, writePng } from "../io/index.js";
-import { generate, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type SchedulerName, type SkipType } from "../diffusion/index.js";
+import { generate, generateAsync, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type GenerateOptions, type SchedulerName, type SkipType } from "../diffusion/index.js";
+import { UNet2DModel } from "../models/index.js";
+import { loadOnnxPipeline } from "../export/index.js";
 import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 
+type Runtime = "libtorch" | "onnxruntime";
+
 interface SampleArgs {
   model: string;
+  runtime: Runtime;
   out: string;
   scheduler: SchedulerName;
   steps?: number;
@@ -19,12 +25,13 @@ interface SampleArgs {
   batchSize: number;
   seed: number;
   initNoise?: string;
+  json?: boolean;
 }
 
 /** What sample writes; an existing --out holding only these (or nothing) may be replaced. */
 const isSampleOutput = (name: string): boolean => /^\d{5,}\.png$/.test(name) || name === "grid.png" || name === "samples.safetensors";
 
-export function sampleAction(args: SampleArgs): void {
+export async function sampleAction(args: SampleArgs): Promise<void> {
   checkOutputs(
     [{ flag: "--out", path: args.out, kind: "folder", reuse: onlyHolds("samples (NNNNN.png, grid.png, samples.safetensors)", isSampleOutput) }],
     [
@@ -32,14 +39,15 @@ export function sampleAction(args: SampleArgs): void {
       { flag: "--init-noise", path: args.initNoise },
     ],
   );
-  checkInputFiles([{ flag: "--init-noise", path: args.initNoise }]);
-  const { model, scheduler: base } = loadPipeline({ model: args.model });
+  checkInputFiles([{ flag: "--init-noise", path: args.initNoise }, ...(args.runtime === "onnxruntime" ? [{ flag: "--model", path: args.model }] : [])]);
+  const onnx = args.runtime === "onnxruntime" ? await loadOnnxPipeline(args.model) : null;
+  const { model, scheduler: base } = onnx ?? loadPipeline({ model: args.model });
   const scheduler = samplingScheduler(base, args.scheduler);
   const noise = initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed });
   torch.manualSeed(args.seed); // stochastic steps (DDPM, eta > 0) draw from here
   const n = noise.shape[0]!;
   const progress = new Progress("sample", 1, 0, "step");
-  const samples = generate(model, scheduler, noise, {
+  const options: GenerateOptions = {
     ...(args.steps !== undefined ? { numInferenceSteps: args.steps } : {}),
     eta: args.eta,
     skip: args.skip,
@@ -48,21 +56,25 @@ export function sampleAction(args: SampleArgs): void {
       progress.total = total;
       progress.update(done);
     },
-  });
+  };
+  const samples = model instanceof UNet2DModel ? generate(model, scheduler, noise, options) : await generateAsync(model, scheduler, noise, options);
+  await onnx?.model.release();
   // Built beside --out and renamed into place: never a set mixing two runs, or a partial one.
   writeFolderAtomic(args.out, (dir) => {
     for (let i = 0; i < n; i++) torch.tidy(() => writePng(join(dir, `${String(i).padStart(5, "0")}.png`), imageFromTensor(samples.select(0, i))));
     writePng(join(dir, "grid.png"), makeGrid(samples));
     saveFile({ samples }, join(dir, "samples.safetensors"));
   });
-  console.log(`${n} samples in ${args.out} (grid.png, samples.safetensors)`);
+  if (args.json) console.log(JSON.stringify({ out: args.out, num: n, steps: scheduler.timesteps.length, runtime: args.runtime }));
+  else console.log(`${n} samples in ${args.out} (grid.png, samples.safetensors)`);
 }
 
 export function registerSample(program: Command): void {
   program
     .command("sample")
-    .description("sample images from a model folder")
-    .requiredOption("--model <dir>", "diffusers model or pipeline folder")
+    .description("sample images from a model folder, or from an exported .onnx file in onnxruntime")
+    .requiredOption("--model <dir>", "diffusers model or pipeline folder (an .onnx file with --runtime onnxruntime)")
+    .option("--runtime <name>", "libtorch, or onnxruntime for a file from diffprune export (its scheduler is in the file)", oneOf<Runtime>("libtorch", "onnxruntime"), "libtorch")
     .requiredOption("--out <dir>", "output folder")
     .option("--scheduler <name>", "ddim or ddpm", oneOf<SchedulerName>("ddim", "ddpm"), "ddim")
     .option("--steps <n>", "inference steps (default: 100 for ddim, all for ddpm)", positiveInt)
@@ -72,5 +84,6 @@ export function registerSample(program: Command): void {
     .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
     .option("--seed <n>", "random seed", nonNegativeInt, 0)
     .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W] (overrides --num)")
+    .option("--json", "print {out, num, steps, runtime} as JSON when done")
     .action((args: SampleArgs) => sampleAction(args));
 }

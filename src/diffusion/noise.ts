@@ -13,7 +13,7 @@ export interface NoiseSource {
 }
 
 /** The initial noise for `model`: the file's `noise`, checked against the model's images, or `num` draws from `seed`. */
-export function initialNoise(model: UNet2DModel, source: NoiseSource): Tensor {
+export function initialNoise(model: Pick<UNet2DModel, "config">, source: NoiseSource): Tensor {
   const c = model.config;
   const expected = [c.in_channels, c.sample_size, c.sample_size];
   const file = source.file;

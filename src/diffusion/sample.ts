@@ -25,11 +25,45 @@ export function samplingScheduler(base: Scheduler, name: SchedulerName): Schedul
   return name === "ddim" ? new DDIMScheduler(config) : new DDPMScheduler(config);
 }
 
+/** A model whose noise prediction arrives later (a model in another runtime): what generateAsync samples with. */
+export interface AsyncDenoiser {
+  forward(sample: Tensor, timestep: number): Promise<Tensor>;
+}
+
 /**
  * Denoises `noise` [N, C, H, W] into samples (raw model-space values, about [-1, 1]). Stochastic
  * steps (DDPM, DDIM with eta > 0) draw from torch's generator: seed it for reproducible output.
  */
 export function generate(model: UNet2DModel, scheduler: Scheduler, noise: Tensor, options: GenerateOptions = {}): Tensor {
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    const loop = denoisingLoop(scheduler, noise, options);
+    let next = loop.next();
+    while (!next.done) {
+      const [x, t] = next.value;
+      next = loop.next(torch.noGrad(() => model.forward(x, t)));
+    }
+    return next.value;
+  } finally {
+    model.train(wasTraining);
+  }
+}
+
+/** generate() with a model that predicts asynchronously (an onnxruntime session): the same loop. */
+export async function generateAsync(model: AsyncDenoiser, scheduler: Scheduler, noise: Tensor, options: GenerateOptions = {}): Promise<Tensor> {
+  const loop = denoisingLoop(scheduler, noise, options);
+  let next = loop.next();
+  while (!next.done) next = loop.next(await model.forward(...next.value));
+  return next.value;
+}
+
+/**
+ * The sampling loop, as a coroutine so that a model that answers now and one that answers later
+ * share it: yields [x, t] for each noise prediction, takes the prediction (and disposes it), and
+ * returns the samples.
+ */
+function* denoisingLoop(scheduler: Scheduler, noise: Tensor, options: GenerateOptions): Generator<[Tensor, number], Tensor, Tensor> {
   const { eta = 0, skip = "uniform", batchSize = 64, onStep } = options;
   const steps = options.numInferenceSteps ?? (scheduler instanceof DDIMScheduler ? 100 : scheduler.numTrainTimesteps);
   if (scheduler instanceof DDIMScheduler) scheduler.setTimesteps(steps, { skip });
@@ -37,32 +71,27 @@ export function generate(model: UNet2DModel, scheduler: Scheduler, noise: Tensor
   const timesteps = scheduler.timesteps;
   const n = noise.shape[0]!;
   const batches = Math.ceil(n / batchSize);
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    const outputs: Tensor[] = [];
-    let done = 0;
-    for (let b = 0; b < batches; b++) {
-      let x = torch.tidy(() => torch.keep(noise.narrow(0, b * batchSize, Math.min(batchSize, n - b * batchSize)).mul(scheduler.initNoiseSigma)));
-      for (const t of timesteps) {
-        const next = torch.noGrad(() =>
-          torch.tidy(() => {
-            const eps = model.forward(x, t);
-            const out = scheduler instanceof DDIMScheduler ? scheduler.step(eps, t, x, { eta }) : scheduler.step(eps, t, x);
-            return out.prevSample;
-          }),
-        );
-        x.dispose();
-        x = torch.keep(next);
-        onStep?.(++done, batches * timesteps.length);
-      }
-      outputs.push(x);
+  const outputs: Tensor[] = [];
+  let done = 0;
+  for (let b = 0; b < batches; b++) {
+    let x = torch.tidy(() => torch.keep(noise.narrow(0, b * batchSize, Math.min(batchSize, n - b * batchSize)).mul(scheduler.initNoiseSigma)));
+    for (const t of timesteps) {
+      const eps = yield [x, t];
+      const next = torch.noGrad(() =>
+        torch.tidy(() => {
+          const out = scheduler instanceof DDIMScheduler ? scheduler.step(eps, t, x, { eta }) : scheduler.step(eps, t, x);
+          return out.prevSample;
+        }),
+      );
+      eps.dispose();
+      x.dispose();
+      x = torch.keep(next);
+      onStep?.(++done, batches * timesteps.length);
     }
-    // A fresh (not kept) tensor either way, so the result belongs to the caller's scope.
-    const all = outputs.length === 1 ? outputs[0]!.clone() : torch.cat(outputs, 0);
-    torch.dispose(outputs);
-    return all;
-  } finally {
-    model.train(wasTraining);
+    outputs.push(x);
   }
+  // A fresh (not kept) tensor either way, so the result belongs to the caller's scope.
+  const all = outputs.length === 1 ? outputs[0]!.clone() : torch.cat(outputs, 0);
+  torch.dispose(outputs);
+  return all;
 }

@@ -1,6 +1,6 @@
 // Structural pruning: trace -> dependency graph -> groups; the criteria (one registry, criteria/);
 // the pruner; the MAC/param counter; Diff-Pruning's gradient loop over the informative timesteps.
-export { DependencyGraph, type Layer, type NormConstraint, type Slot } from "./graph.js";
+export { DependencyGraph, parentPath, type Layer, type NormConstraint, type Slot } from "./graph.js";
 export { groupOf, pruningGroups, isIgnored, type GroupMember, type PruningGroup } from "./groups.js";
 export { ddpmExpTaylor, meanReduced, type ChannelRows, type Criterion } from "./criterion.js";
 export { asCriterion, CRITERIA, criterionNamed } from "./criteria/index.js";

@@ -7,5 +7,5 @@ export * from "./creation.js";
 export * from "./functional.js";
 export * from "./autograd.js";
 export * from "./runtime.js";
-export { isObservedTensor, observeOps, type ObservedArgs, type ObservedOp, type ObservedTensor } from "./observe.js";
+export { isObservedTensor, observedBytes, observedDType, observeOps, type ObservedArgs, type ObservedOp, type ObservedTensor } from "./observe.js";
 export { NOT_OPS, OP_RULES, type ArgKind, type Coupling, type OpRule } from "./op-rules.js";

@@ -3,6 +3,7 @@
 // The pruning layer builds its dependency graph from this record, so any model code is traced
 // without per-model hooks.
 import { native, type Handle } from "./native.js";
+import type { DType } from "./dtype.js";
 import { NOT_OPS, OP_RULES, type OpRule } from "./op-rules.js";
 
 /** A tensor as an observer sees it: its handle (unique for the tensor's lifetime) and shape. */
@@ -22,6 +23,12 @@ export interface ObservedOp {
 }
 
 export const isObservedTensor = (a: unknown): a is ObservedTensor => typeof a === "object" && a !== null && "handle" in a;
+
+/** An observed tensor's dtype; valid while the tensor lives (inside the observed call). */
+export const observedDType = (t: ObservedTensor): DType => native.dtype(t.handle) as DType;
+
+/** An observed tensor's contents as bytes (contiguous, native byte order), for constants a tracer keeps. */
+export const observedBytes = (t: ObservedTensor): Uint8Array => new Uint8Array(native.toBuffer(t.handle));
 
 const observed = (handle: Handle): ObservedTensor => ({ handle, shape: native.shape(handle) });
 

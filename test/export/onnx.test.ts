@@ -1,0 +1,92 @@
+// ONNX export checked in a real runtime: each model's graph runs in onnxruntime (CPU) and must give
+// diffprune's forward at two batch sizes (neither of the two the exporter traced at), and the
+// reference pipeline's output where a fixture holds it. The max errors go to the test diagnostics.
+import assert from "node:assert/strict";
+import { describe, test, type TestContext } from "node:test";
+import * as torch from "../../src/torch/index.js";
+import { loadFile } from "../../src/io/index.js";
+import { UNet2DModel } from "../../src/models/index.js";
+import { DDPMScheduler, loadPipeline, loadScheduler } from "../../src/diffusion/index.js";
+import { pruneUNet } from "../../src/pruning/index.js";
+import { decodeMetadata, exportUNet, OnnxSession, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "../../src/export/index.js";
+import { fixture, repoRoot } from "../helpers/fixtures.js";
+import { maxAbsDiff } from "../helpers/assert.js";
+
+const TOLERANCE = 1e-4;
+
+/** Max |onnxruntime - diffprune| of `model`'s exported graph at each batch size. */
+async function checkAgainstForward(t: TestContext, what: string, model: UNet2DModel, batches: number[]): Promise<void> {
+  const session = await OnnxSession.create(exportUNet(model).bytes);
+  const c = model.config;
+  try {
+    for (const batch of batches) {
+      torch.manualSeed(batch);
+      const sample = torch.randn([batch, c.in_channels, c.sample_size, c.sample_size]);
+      const timestep = torch.tensor(Array.from({ length: batch }, (_, i) => (999 - 283 * i + 1000) % 1000), { dtype: "int64" });
+      const expected = torch.noGrad(() => model.forward(sample, timestep));
+      const actual = (await session.run({ sample, timestep })).out_sample!;
+      assert.deepEqual(actual.shape, expected.shape);
+      const error = maxAbsDiff(actual, expected);
+      t.diagnostic(`${what}, batch ${batch}: max |onnxruntime - diffprune| = ${error.toExponential(2)}`);
+      assert.ok(error <= TOLERANCE, `${what}, batch ${batch}: max error ${error}`);
+      torch.dispose([sample, timestep, expected, actual]);
+    }
+  } finally {
+    await session.release();
+  }
+}
+
+describe("ONNX export in onnxruntime", () => {
+  test("the shipped model (models/fashion-mnist)", async (t) => {
+    const model = UNet2DModel.fromPretrained(`${repoRoot()}/models/fashion-mnist`);
+    await checkAgainstForward(t, "fashion-mnist", model, [1, 4]);
+    model.dispose();
+  });
+
+  test("its 30%-pruned copy (magnitude)", async (t) => {
+    const model = UNet2DModel.fromPretrained(`${repoRoot()}/models/fashion-mnist`);
+    const before = model.numParameters();
+    const scheduler = new DDPMScheduler();
+    pruneUNet(model, { criterion: "magnitude", ratio: 0.3, scheduler });
+    scheduler.dispose();
+    assert.ok(model.numParameters() < 0.7 * before, "the copy was pruned");
+    await checkAgainstForward(t, "fashion-mnist pruned 30%", model, [1, 4]);
+    model.dispose();
+  });
+
+  test("the ddpm-cifar10-32 architecture (random weights)", async (t) => {
+    const { model, scheduler } = loadPipeline({ config: fixture("ddpm-cifar10-32.config.json") });
+    await checkAgainstForward(t, "ddpm-cifar10-32", model, [1, 2]);
+    model.dispose();
+    scheduler.dispose();
+  });
+
+  for (const name of ["unet-tiny", "unet-tiny-legacy"]) {
+    test(`${name} reproduces diffusers' output (and diffprune's at batch 1)`, async (t) => {
+      const model = UNet2DModel.fromPretrained(fixture(name));
+      const reference = loadFile(fixture(name, "forward.safetensors"));
+      const session = await OnnxSession.create(exportUNet(model).bytes);
+      const actual = (await session.run({ sample: reference.get("sample")!, timestep: reference.get("timestep")! })).out_sample!;
+      const error = maxAbsDiff(actual, reference.get("expected")!);
+      t.diagnostic(`${name}, batch 3: max |onnxruntime - diffusers| = ${error.toExponential(2)}`);
+      assert.ok(error <= TOLERANCE, `max error against diffusers ${error}`);
+      await session.release();
+      await checkAgainstForward(t, name, model, [1]);
+      model.dispose();
+      torch.dispose([...reference.values(), actual]);
+    });
+  }
+
+  test("the file carries the model's config and its training scheduler's", () => {
+    const model = UNet2DModel.fromPretrained(fixture("unet-tiny"));
+    const scheduler = loadScheduler(fixture("unet-tiny"));
+    const metadata = decodeMetadata(exportUNet(model, { scheduler }).bytes);
+    assert.deepEqual(JSON.parse(metadata.get(UNET_CONFIG_KEY)!), JSON.parse(JSON.stringify(model.savedConfig)));
+    const stored = JSON.parse(metadata.get(SCHEDULER_CONFIG_KEY)!) as Record<string, unknown>;
+    assert.equal(stored._class_name, scheduler.className);
+    assert.equal(stored.num_train_timesteps, scheduler.numTrainTimesteps);
+    assert.equal(stored.beta_schedule, scheduler.config.beta_schedule);
+    model.dispose();
+    scheduler.dispose();
+  });
+});
