@@ -1,5 +1,6 @@
 // The UNet's stages: DownBlock2D / AttnDownBlock2D, UNetMidBlock2D, UpBlock2D / AttnUpBlock2D.
-// An Attn* block is its plain twin with an attention layer after every resnet.
+// An Attn* block is its plain twin with an attention layer after every resnet. The autoencoders'
+// stages, DownEncoderBlock2D and UpDecoderBlock2D, are resnets without a time embedding and no skips.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Attention, Module, ModuleList } from "../nn/index.js";
@@ -74,7 +75,8 @@ export class UNetMidBlock2D extends Module {
     }
   }
 
-  forward(x: Tensor, temb: Tensor): Tensor {
+  /** `temb` is null in the autoencoders (resnets built with tembChannels null). */
+  forward(x: Tensor, temb: Tensor | null = null): Tensor {
     x = this.resnets.at(0).forward(x, temb);
     for (let i = 1; i < this.resnets.length; i++) {
       if (this.attentions) x = this.attentions.at(i - 1).forward(x);
@@ -118,5 +120,41 @@ export class UpBlock2D extends Module {
 export class AttnUpBlock2D extends UpBlock2D {
   constructor(inChannels: number, prevOutputChannels: number, outChannels: number, o: BlockOptions & { addUpsample: boolean }) {
     super(inChannels, prevOutputChannels, outChannels, o, true);
+  }
+}
+
+/** The encoder's stage: resnets (no time embedding), then a downsampler unless it is the last stage. */
+export class DownEncoderBlock2D extends Module {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly downsamplers: ModuleList<Downsample2D> | null;
+
+  constructor(inChannels: number, outChannels: number, o: ResnetOptions & { numLayers: number; addDownsample: boolean; downsamplePadding: number }) {
+    super();
+    this.resnets = this.registerModule("resnets", new ModuleList<ResnetBlock2D>());
+    for (let i = 0; i < o.numLayers; i++) this.resnets.append(new ResnetBlock2D(i === 0 ? inChannels : outChannels, outChannels, o));
+    this.downsamplers = o.addDownsample ? this.registerModule("downsamplers", new ModuleList([new Downsample2D(outChannels, o.downsamplePadding)])) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    for (const resnet of this.resnets) x = resnet.forward(x);
+    return this.downsamplers ? this.downsamplers.at(0).forward(x) : x;
+  }
+}
+
+/** The decoder's stage: resnets (no time embedding, no skips), then an upsampler unless it is the last stage. */
+export class UpDecoderBlock2D extends Module {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly upsamplers: ModuleList<Upsample2D> | null;
+
+  constructor(inChannels: number, outChannels: number, o: ResnetOptions & { numLayers: number; addUpsample: boolean }) {
+    super();
+    this.resnets = this.registerModule("resnets", new ModuleList<ResnetBlock2D>());
+    for (let i = 0; i < o.numLayers; i++) this.resnets.append(new ResnetBlock2D(i === 0 ? inChannels : outChannels, outChannels, o));
+    this.upsamplers = o.addUpsample ? this.registerModule("upsamplers", new ModuleList([new Upsample2D(outChannels)])) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    for (const resnet of this.resnets) x = resnet.forward(x);
+    return this.upsamplers ? this.upsamplers.at(0).forward(x) : x;
   }
 }

@@ -10,6 +10,8 @@ export const PRUNED_HEADS_KEY = "_pruned_attention_heads";
 
 export type DownBlockType = "DownBlock2D" | "AttnDownBlock2D";
 export type UpBlockType = "UpBlock2D" | "AttnUpBlock2D";
+export type ClassEmbedType = "timestep" | "identity";
+const CLASS_EMBED_TYPES: readonly ClassEmbedType[] = ["timestep", "identity"];
 
 export interface UNet2DConfig {
   _class_name: "UNet2DModel";
@@ -34,6 +36,13 @@ export interface UNet2DConfig {
   add_attention: boolean;
   /** Dropout in the resnets (diffusers' UNet2DModel has none; the DDPM paper used 0.1). */
   dropout?: number;
+  /**
+   * How class labels are embedded (diffusers 0.17): null with num_class_embeds set for a table of
+   * learned rows, "timestep" for sinusoidal features and an MLP, "identity" for labels given as
+   * embeddings. Absent or null with num_class_embeds absent or null: not class-conditional.
+   */
+  class_embed_type?: ClassEmbedType | null;
+  num_class_embeds?: number | null;
   [key: string]: unknown;
 }
 
@@ -67,11 +76,12 @@ export class ConfigError extends Error {
 const DOWN_BLOCKS: readonly DownBlockType[] = ["DownBlock2D", "AttnDownBlock2D"];
 const UP_BLOCKS: readonly UpBlockType[] = ["UpBlock2D", "AttnUpBlock2D"];
 /** act_fn names of the one activation the blocks implement (diffusers says "silu" or "swish"). */
-const ACTIVATIONS = ["silu", "swish"];
+export const ACTIVATIONS = ["silu", "swish"];
 
-const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
-const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const show = (v: unknown): string => {
+export const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+export const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+/** A config value as JSON, shortened for error messages. */
+export const show = (v: unknown): string => {
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 };
@@ -139,6 +149,15 @@ function checkAttention(c: UNet2DConfig, fail: Fail): void {
       fail(`attention_head_dim ${dim} does not divide the ${ch} channels of an attention block; use a divisor of ${ch} (channels per head), or null for one head`);
 }
 
+/** class_embed_type and num_class_embeds: diffusers 0.17's combinations. */
+function checkClassEmbedding(c: UNet2DConfig, fail: Fail): void {
+  const type = c.class_embed_type ?? null;
+  if (type !== null && !(CLASS_EMBED_TYPES as readonly unknown[]).includes(type))
+    fail(`class_embed_type ${show(type)} is not supported by UNet2DModel (null with num_class_embeds for a table of class embeddings, "timestep" or "identity")`);
+  const n = c.num_class_embeds ?? null;
+  if (n !== null && !isPositiveInt(n)) fail(`num_class_embeds must be a positive integer (the number of classes) or null, got ${show(n)}`);
+}
+
 /** The scalar keys: types, ranges, and what the blocks implement. */
 function checkScalars(c: UNet2DConfig, raw: Record<string, unknown>, fail: Fail): void {
   for (const key of ["center_input_sample", "flip_sin_to_cos"] as const)
@@ -156,7 +175,7 @@ function checkScalars(c: UNet2DConfig, raw: Record<string, unknown>, fail: Fail)
   if (c.dropout !== undefined && !(isFiniteNumber(c.dropout) && c.dropout >= 0 && c.dropout < 1)) fail(`dropout must be a number in [0, 1), got ${show(c.dropout)}`);
   if (c.time_embedding_type !== "positional") fail(`time_embedding_type ${show(c.time_embedding_type)} is not supported (positional)`);
   if (c.resnet_time_scale_shift !== "default") fail(`resnet_time_scale_shift ${show(c.resnet_time_scale_shift)} is not supported (default)`);
-  if (raw.class_embed_type != null || raw.num_class_embeds != null) fail("class-conditional UNets (class_embed_type, num_class_embeds) are not supported");
+  checkClassEmbedding(c, fail);
   const heads = raw[PRUNED_HEADS_KEY];
   if (heads != null && (typeof heads !== "object" || Array.isArray(heads)))
     fail(`${PRUNED_HEADS_KEY} must be an object of attention module paths and head counts, got ${show(heads)}`);

@@ -4,18 +4,22 @@ import type { Tensor } from "../torch/index.js";
 import { Conv2d, Dropout, GroupNorm, Linear, Module, SiLU } from "../nn/index.js";
 
 export interface ResnetOptions {
-  tembChannels: number;
+  /** Width of the time embedding; null for a block without one (the autoencoders' resnets: no time_emb_proj). */
+  tembChannels: number | null;
   groups: number;
   eps: number;
   dropout: number;
   outputScaleFactor: number;
 }
 
-/** norm1 -> SiLU -> conv1 -> + time_emb_proj(SiLU(temb)) -> norm2 -> SiLU -> dropout -> conv2 -> + shortcut */
+/**
+ * norm1 -> SiLU -> conv1 -> + time_emb_proj(SiLU(temb)) -> norm2 -> SiLU -> dropout -> conv2 -> + shortcut,
+ * then divided by output_scale_factor. Without a time embedding the "+ time_emb_proj" step is skipped.
+ */
 export class ResnetBlock2D extends Module {
   readonly norm1: GroupNorm;
   readonly conv1: Conv2d;
-  readonly timeEmbProj: Linear;
+  readonly timeEmbProj: Linear | null;
   readonly norm2: GroupNorm;
   readonly dropout: Dropout;
   readonly conv2: Conv2d;
@@ -29,17 +33,22 @@ export class ResnetBlock2D extends Module {
     this.outputScaleFactor = outputScaleFactor;
     this.norm1 = this.registerModule("norm1", new GroupNorm(groups, inChannels, { eps }));
     this.conv1 = this.registerModule("conv1", new Conv2d(inChannels, outChannels, 3, { padding: 1 }));
-    this.timeEmbProj = this.registerModule("time_emb_proj", new Linear(tembChannels, outChannels));
+    this.timeEmbProj = tembChannels === null ? null : this.registerModule("time_emb_proj", new Linear(tembChannels, outChannels));
     this.norm2 = this.registerModule("norm2", new GroupNorm(groups, outChannels, { eps }));
     this.dropout = this.registerModule("dropout", new Dropout(dropout));
     this.conv2 = this.registerModule("conv2", new Conv2d(outChannels, outChannels, 3, { padding: 1 }));
     this.convShortcut = inChannels !== outChannels ? this.registerModule("conv_shortcut", new Conv2d(inChannels, outChannels, 1)) : null;
   }
 
-  forward(x: Tensor, temb: Tensor): Tensor {
+  forward(x: Tensor, temb: Tensor | null = null): Tensor {
     let h = this.conv1.forward(this.act.forward(this.norm1.forward(x)));
-    const t = this.timeEmbProj.forward(this.act.forward(temb));
-    h = h.add(t.unsqueeze(-1).unsqueeze(-1));
+    if (this.timeEmbProj) {
+      if (!temb) throw new Error("ResnetBlock2D: this block has a time_emb_proj, so it needs a time embedding");
+      const t = this.timeEmbProj.forward(this.act.forward(temb));
+      h = h.add(t.unsqueeze(-1).unsqueeze(-1));
+    } else if (temb) {
+      throw new Error("ResnetBlock2D: this block was built without a time embedding (temb_channels null) but was given one");
+    }
     h = this.conv2.forward(this.dropout.forward(this.act.forward(this.norm2.forward(h))));
     const shortcut = this.convShortcut ? this.convShortcut.forward(x) : x;
     const out = shortcut.add(h);

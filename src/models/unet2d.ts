@@ -1,13 +1,14 @@
 // UNet2DModel as diffusers defines it: conv_in -> down blocks (keeping skips) -> mid block ->
 // up blocks (concatenating skips) -> GroupNorm -> SiLU -> conv_out, with a sinusoidal time
-// embedding added inside every resnet.
+// embedding added inside every resnet. A class-conditional UNet adds a class embedding to the
+// time embedding (class_embed_type / num_class_embeds).
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
-import { Attention, Conv2d, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
+import { Attention, Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
 import { AttnDownBlock2D, AttnUpBlock2D, DownBlock2D, UNetMidBlock2D, UpBlock2D, type BlockOptions } from "./blocks.js";
 import { PRUNED_HEADS_KEY, resolveUNet2DConfig, type UNet2DConfig } from "./config.js";
 import { TimestepEmbedding, Timesteps } from "./embeddings.js";
-import { readConfig, readWeights, resolveModelFolder, writeModelFolder } from "./checkpoint.js";
+import { loadPretrainedWeights, readConfig, resolveModelFolder, writeModelFolder } from "./checkpoint.js";
 
 export { PRUNED_HEADS_KEY };
 
@@ -15,6 +16,12 @@ export class UNet2DModel extends Module {
   readonly config: UNet2DConfig;
   readonly timeProj: Timesteps;
   readonly timeEmbedding: TimestepEmbedding;
+  /**
+   * The class embedding, as diffusers 0.17 builds it: a table [num_class_embeds, time_embed_dim]
+   * (class_embed_type null, num_class_embeds set), a TimestepEmbedding of the labels' sinusoidal
+   * features ("timestep"), the labels themselves ("identity"), or none.
+   */
+  readonly classEmbedding: Embedding | TimestepEmbedding | "identity" | null;
   readonly convIn: Conv2d;
   readonly downBlocks: ModuleList<DownBlock2D>;
   readonly midBlock: UNetMidBlock2D;
@@ -41,6 +48,12 @@ export class UNet2DModel extends Module {
 
     this.timeProj = new Timesteps(channels[0]!, c.flip_sin_to_cos, c.freq_shift);
     this.timeEmbedding = this.registerModule("time_embedding", new TimestepEmbedding(channels[0]!, timeEmbedDim));
+    const classType = c.class_embed_type ?? null;
+    this.classEmbedding =
+      classType === "timestep" ? this.registerModule("class_embedding", new TimestepEmbedding(channels[0]!, timeEmbedDim))
+      : classType === "identity" ? "identity"
+      : c.num_class_embeds != null ? this.registerModule("class_embedding", new Embedding(c.num_class_embeds, timeEmbedDim))
+      : null;
     this.convIn = this.registerModule("conv_in", new Conv2d(c.in_channels, channels[0]!, 3, { padding: 1 }));
 
     this.downBlocks = this.registerModule("down_blocks", new ModuleList<DownBlock2D>());
@@ -96,19 +109,9 @@ export class UNet2DModel extends Module {
   static fromPretrained(dir: string): UNet2DModel {
     const { modelDir } = resolveModelFolder(dir);
     const config = resolveUNet2DConfig(readConfig(modelDir), `${modelDir}/config.json`);
-    const weights = readWeights(modelDir);
     const model = torch.noGrad(() => new UNet2DModel(config));
-    const configShapes = model.#shapes();
-    try {
-      model.loadStateDict(weights, { assign: true });
-      if (model.#shapes() !== configShapes) model.#checkRuns(modelDir);
-    } catch (err) {
-      model.dispose();
-      throw new Error(`${modelDir}: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      for (const t of weights.values()) t.dispose();
-    }
-    return model.eval();
+    // a pruned checkpoint's layers must fit together: one small forward proves it
+    return loadPretrainedWeights(model, modelDir, () => model.forward(torch.zeros([1, config.in_channels, config.sample_size, config.sample_size]), 0, model.exampleClassLabels(1)));
   }
 
   /** Writes config.json and diffusion_pytorch_model.safetensors (atomically) into `dir`. */
@@ -116,34 +119,31 @@ export class UNet2DModel extends Module {
     writeModelFolder(dir, this.savedConfig as unknown as Record<string, unknown>, this.stateDict());
   }
 
-  /** Every tensor's name and shape, as one string. */
-  #shapes(): string {
-    return Array.from(this.stateDict(), ([k, t]) => `${k}:${t.shape.join("x")}`).join(";");
-  }
-
-  /** A pruned checkpoint's layers must fit together: one small forward proves it. */
-  #checkRuns(modelDir: string): void {
-    const c = this.config;
-    try {
-      torch.noGrad(() => torch.tidy(() => this.forward(torch.zeros([1, c.in_channels, c.sample_size, c.sample_size]), 0)));
-    } catch (err) {
-      throw new Error(`the checkpoint's layer shapes do not fit together (${err instanceof Error ? err.message : String(err)}); was ${modelDir} pruned and saved by a tool that changed only some layers?`);
-    }
+  /**
+   * Class labels for a forward at `batch` when the model is class-conditional (zeros: class 0),
+   * else undefined: what tracing, counting and load checks pass.
+   */
+  exampleClassLabels(batch: number): Tensor | undefined {
+    const e = this.classEmbedding;
+    if (e === null) return undefined;
+    if (e === "identity") return torch.zeros([batch, this.timeEmbedding.linear2.outFeatures]);
+    return torch.zeros([batch], { dtype: "int64" });
   }
 
   /**
    * The predicted noise for `sample` [B, C, H, W] at `timestep`: a number, or an int64/float
-   * tensor of shape [] or [B].
+   * tensor of shape [] or [B]. A class-conditional model needs `classLabels`: a number or an
+   * integer tensor of shape [] or [B] (class_embed_type null or "timestep"), or the class
+   * embeddings themselves [B, time_embed_dim] ("identity").
    */
-  forward(sample: Tensor, timestep: Tensor | number): Tensor {
+  forward(sample: Tensor, timestep: Tensor | number, classLabels?: Tensor | number): Tensor {
     return torch.tidy(() => {
       const batch = sample.shape[0]!;
-      let t = typeof timestep === "number" ? torch.full([batch], timestep, { device: sample.device }) : timestep;
-      if (t.ndim === 0) t = t.reshape(1);
-      if (t.numel === 1 && batch !== 1) t = t.expand(batch);
-      if (t.ndim !== 1 || t.shape[0] !== batch)
-        throw new Error(`UNet2DModel: timestep has shape [${t.shape.join(", ")}] but the batch has ${batch} samples`);
-      const emb = this.timeEmbedding.forward(this.timeProj.forward(t));
+      const t = perSample(timestep, batch, sample, "timestep");
+      let emb = this.timeEmbedding.forward(this.timeProj.forward(t));
+      if (this.classEmbedding !== null) emb = emb.add(this.#classEmbedding(classLabels, batch, sample));
+      else if (classLabels !== undefined)
+        throw new Error("UNet2DModel: class labels were given but this model is not class-conditional (its config has class_embed_type and num_class_embeds null)");
 
       let x = this.config.center_input_sample ? sample.mul(2).sub(1) : sample;
       x = this.convIn.forward(x);
@@ -158,4 +158,33 @@ export class UNet2DModel extends Module {
       return this.convOut.forward(this.convAct.forward(this.convNormOut.forward(x)));
     });
   }
+
+  /** class_emb of diffusers' forward, [B, time_embed_dim]. */
+  #classEmbedding(labels: Tensor | number | undefined, batch: number, sample: Tensor): Tensor {
+    const e = this.classEmbedding;
+    const type = this.config.class_embed_type ?? null;
+    if (labels === undefined)
+      throw new Error(`UNet2DModel: this model is class-conditional (${type === null ? `num_class_embeds ${this.config.num_class_embeds}` : `class_embed_type "${type}"`}): give class labels`);
+    if (e === "identity") {
+      const width = this.timeEmbedding.linear2.outFeatures;
+      if (typeof labels === "number" || labels.ndim !== 2 || labels.shape[0] !== batch || labels.shape[1] !== width)
+        throw new Error(`UNet2DModel: class_embed_type "identity" takes the class embeddings themselves, [${batch}, ${width}]; got ${typeof labels === "number" ? "a number" : `shape [${labels.shape.join(", ")}]`}`);
+      return labels;
+    }
+    if (e instanceof Embedding) {
+      const l = perSample(labels, batch, sample, "class labels", "int64");
+      if (l.dtype !== "int64" && l.dtype !== "int32") throw new Error(`UNet2DModel: class labels must be integers (an int64 tensor), got ${l.dtype}`);
+      return e.forward(l);
+    }
+    return e!.forward(this.timeProj.forward(perSample(labels, batch, sample, "class labels")));
+  }
+}
+
+/** A number, or a tensor of shape [] or [1] or [batch], as one value per sample [batch]. */
+function perSample(value: Tensor | number, batch: number, sample: Tensor, what: string, dtype?: "int64"): Tensor {
+  let t = typeof value === "number" ? torch.full([batch], value, { device: sample.device, ...(dtype ? { dtype } : {}) }) : value;
+  if (t.ndim === 0) t = t.reshape(1);
+  if (t.numel === 1 && batch !== 1) t = t.expand(batch);
+  if (t.ndim !== 1 || t.shape[0] !== batch) throw new Error(`UNet2DModel: ${what} has shape [${t.shape.join(", ")}] but the batch has ${batch} samples`);
+  return t;
 }

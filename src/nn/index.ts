@@ -2,6 +2,7 @@
 export { Module, ModuleList, StateDictError, type StateDict } from "./module.js";
 export { Conv2d, type Conv2dOptions } from "./conv.js";
 export { Linear } from "./linear.js";
+export { Embedding } from "./embedding.js";
 export { GroupNorm } from "./norm.js";
 export { BatchNorm2d } from "./batch-norm.js";
 export { SiLU, Dropout } from "./activation.js";

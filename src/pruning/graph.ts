@@ -234,7 +234,7 @@ export class DependencyGraph {
     }
     // The kinds below move the channels of `input`: without channels there is nothing to move.
     const x = args.input;
-    const layout = this.#layout(x);
+    const layout = this.#layout(x) ?? (channels.kind === "index" ? this.#lookupTable(x, args.dim) : undefined);
     if (!layout) return;
     if (!isTensor(x) || !out) return this.#freezeInputs(op);
     const ndim = x.shape.length;
@@ -275,6 +275,18 @@ export class DependencyGraph {
       case "reduce":
         return this.#set(out, this.#reduce(args.dim, args.keepdim, layout, ndim));
     }
+  }
+
+  /**
+   * A 2-D parameter indexed along one dim is a lookup table (an embedding): its other dim holds
+   * channels, which the rows it yields carry on (Torch-Pruning prunes an nn.Embedding's dim).
+   */
+  #lookupTable(x: unknown, dim: unknown): Layout | undefined {
+    if (!isTensor(x) || x.shape.length !== 2 || typeof dim !== "number") return undefined;
+    const name = this.#names.get(x.handle);
+    if (name === undefined) return undefined;
+    const axis = 1 - normDim(dim, 2);
+    return { axis, ids: this.#slot(name, axis, x.shape[axis]!).ids };
   }
 
   #layerOp(op: ObservedOp, { layer: kind, axis }: Extract<Coupling, { kind: "layer" }>): void {

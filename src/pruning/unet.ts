@@ -41,10 +41,13 @@ export interface UNetPruneReport {
   gradients: GradientReport | null;
 }
 
-/** One forward at batch 1 (sample of zeros, timestep 1): what tracing and counting run. */
+/**
+ * One forward at batch 1 (sample of zeros, timestep 1, class 0 for a class-conditional model):
+ * what tracing and counting run.
+ */
 export const unetForward = (model: UNet2DModel) => (): Tensor => {
   const c = model.config;
-  return model.forward(torch.zeros([1, c.in_channels, c.sample_size, c.sample_size]), 1);
+  return model.forward(torch.zeros([1, c.in_channels, c.sample_size, c.sample_size]), 1, model.exampleClassLabels(1));
 };
 
 /** Prunes `model` in place with one of the paper's criteria and reports what changed. */
@@ -53,6 +56,9 @@ export function pruneUNet(model: UNet2DModel, options: UNetPruneOptions): UNetPr
   const { scheduler, calibration, thr = 0.05, onGradientStep, ...rest } = options;
   if (criterion.gradients !== null && !calibration) throw new Error(`${criterion.name} pruning needs a calibration batch (a dataset or a calibration file)`);
   const forward = unetForward(model);
+  // An "identity" class embedding takes the caller's vectors as they are: their width (the time
+  // embedding's) must stay.
+  if (model.config.class_embed_type === "identity") rest.ignoredLayers = [...(rest.ignoredLayers ?? []), "time_embedding.linear_2"];
   const before = countOpsAndParams(model, forward);
   let gradients: GradientReport | null = null;
   const result = prune(model, {

@@ -98,7 +98,7 @@ const hugeConfig = configWith("layers-1e7", { layers_per_block: 1e7 });
 const millions = configWith("channels-millions", { block_out_channels: [1_048_576, 2_097_152] });
 const config30 = configWith("sample-size-30", { ...threeLevels, sample_size: 30 });
 const eps = configWith("norm-eps-0", { norm_eps: 0 });
-const classes = configWith("class-conditional", { class_embed_type: "timestep", num_class_embeds: 10 });
+const classes = configWith("class-projection", { class_embed_type: "projection", projection_class_embeddings_input_dim: 8 });
 const stringCount = configWith("in-channels-string", { in_channels: "1" });
 const longUp = configWith("up-list-longer", { up_block_types: ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D"] });
 
@@ -193,7 +193,7 @@ describe("config.json values of the wrong type or out of range are refused in th
     configCase("sample_size 0", "count", zeroSize, /sample-size-0\.config\.json: sample_size must be a positive integer, got 0/),
     configCase("sample_size 30", "train", config30, /config\.json: sample_size 30 does not halve evenly/),
     configCase("norm_eps 0", "count", eps, /norm-eps-0\.config\.json: norm_eps must be a positive number/),
-    configCase("a class-conditional UNet", "prune", classes, /class-conditional\.config\.json: class-conditional UNets .* are not supported/),
+    configCase("a class embedding type UNet2DModel does not have", "prune", classes, /class-projection\.config\.json: class_embed_type "projection" is not supported by UNet2DModel/),
     configCase('in_channels "1"', "count", stringCount, /in-channels-string\.config\.json: in_channels must be a positive integer, got "1"/),
     configCase("up_block_types longer than block_out_channels", "count", longUp, /block_out_channels has 2 entries but up_block_types has 3/),
   ]);
