@@ -25,6 +25,8 @@ export const OPSET = 17;
 /** Metadata keys of an exported UNet: its config.json and its training scheduler's config, as JSON. */
 export const UNET_CONFIG_KEY = "unet_config";
 export const SCHEDULER_CONFIG_KEY = "scheduler_config";
+/** The graph input of a class-conditional UNet's labels. */
+export const CLASS_LABELS_INPUT = "class_labels";
 
 /** An op or a tensor the exporter cannot write as ONNX; the message names the op and the layer. */
 export class OnnxExportError extends Error {
@@ -289,14 +291,29 @@ export function exportUNet(model: UNet2DModel, { scheduler = null }: { scheduler
   const metadata: Record<string, string> = { [UNET_CONFIG_KEY]: JSON.stringify(model.savedConfig) };
   if (scheduler) metadata[SCHEDULER_CONFIG_KEY] = JSON.stringify(schedulerConfigToJSON(scheduler.config, scheduler.className));
   const numel = (n: number) => n * c.in_channels * c.sample_size * c.sample_size;
+  const inputs: ExportInput[] = [
+    { name: "sample", example: (n) => torch.linspace(-1, 1, numel(n)).reshape(n, c.in_channels, c.sample_size, c.sample_size) },
+    // distinct timesteps, so nothing is mistaken for one shared by the batch
+    { name: "timestep", example: (n) => torch.tensor(Array.from({ length: n }, (_, i) => 1 + 331 * i), { dtype: "int64" }) },
+  ];
+  // A class-conditional model takes its labels as a third input: int64 [N] (a class table, or
+  // "timestep" labels), or float [N, D] vectors for "identity".
+  const labels = torch.tidy(() => model.exampleClassLabels(1));
+  if (labels) {
+    const classes = c.num_class_embeds ?? 1000;
+    const identity = labels.dtype !== "int64";
+    const width = labels.shape[1] ?? 1;
+    labels.dispose();
+    inputs.push({
+      name: CLASS_LABELS_INPUT,
+      example: (n) =>
+        identity ? torch.linspace(-1, 1, n * width).reshape(n, width) : torch.tensor(Array.from({ length: n }, (_, i) => (3 + 7 * i) % classes), { dtype: "int64" }),
+    });
+  }
   return exportOnnx(model, {
-    inputs: [
-      { name: "sample", example: (n) => torch.linspace(-1, 1, numel(n)).reshape(n, c.in_channels, c.sample_size, c.sample_size) },
-      // distinct timesteps, so nothing is mistaken for one shared by the batch
-      { name: "timestep", example: (n) => torch.tensor(Array.from({ length: n }, (_, i) => 1 + 331 * i), { dtype: "int64" }) },
-    ],
+    inputs,
     output: "out_sample",
-    forward: (sample, timestep) => model.forward(sample, timestep),
+    forward: (sample, timestep, classLabels) => model.forward(sample, timestep, classLabels),
     metadata,
     graphName: "UNet2DModel",
   });

@@ -7,7 +7,7 @@ import * as torch from "../torch/index.js";
 import type { AnyTypedArray, DType, Tensor } from "../torch/index.js";
 import { resolveUNet2DConfig, type UNet2DConfig } from "../models/index.js";
 import { DDPMScheduler, schedulerFromConfig, type AsyncDenoiser, type Scheduler } from "../diffusion/index.js";
-import { SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "./exporter.js";
+import { CLASS_LABELS_INPUT, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "./exporter.js";
 import { decodeMetadata } from "./proto.js";
 
 const ORT_TYPE: Partial<Record<DType, "float32" | "float64" | "int64" | "int32" | "uint8" | "bool">> = {
@@ -61,13 +61,21 @@ export class OnnxUNet implements AsyncDenoiser {
     readonly config: UNet2DConfig,
   ) {}
 
-  /** Predicted noise for `sample` [B, C, H, W] at `timestep` (one for the batch, or int64 [B]). */
-  async forward(sample: Tensor, timestep: number | Tensor): Promise<Tensor> {
+  /**
+   * Predicted noise for `sample` [B, C, H, W] at `timestep` (one for the batch, or int64 [B]);
+   * a class-conditional model takes `classLabels` as UNet2DModel.forward does.
+   */
+  async forward(sample: Tensor, timestep: number | Tensor, classLabels?: Tensor | number): Promise<Tensor> {
     const batch = sample.shape[0]!;
-    const inputs = {
+    const conditional = this.config.num_class_embeds != null || this.config.class_embed_type != null;
+    if (conditional !== (classLabels !== undefined))
+      throw new Error(conditional ? "this model is class-conditional: give class labels" : "this model is not class-conditional: it takes no class labels");
+    const inputs: Record<string, Tensor> = {
       sample: sample.float(),
       timestep: typeof timestep === "number" ? torch.full([batch], timestep, { dtype: "int64" }) : timestep.to("int64"),
     };
+    if (classLabels !== undefined)
+      inputs[CLASS_LABELS_INPUT] = typeof classLabels === "number" ? torch.full([batch], classLabels, { dtype: "int64" }) : this.config.class_embed_type === "identity" ? classLabels.float() : classLabels.to("int64");
     try {
       return (await this.session.run(inputs)).out_sample!;
     } finally {

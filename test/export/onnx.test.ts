@@ -2,10 +2,11 @@
 // diffprune's forward at two batch sizes (neither of the two the exporter traced at), and the
 // reference pipeline's output where a fixture holds it. The max errors go to the test diagnostics.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test, type TestContext } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { loadFile } from "../../src/io/index.js";
-import { UNet2DModel } from "../../src/models/index.js";
+import { UNet2DModel, type UNet2DConfig } from "../../src/models/index.js";
 import { DDPMScheduler, loadPipeline, loadScheduler } from "../../src/diffusion/index.js";
 import { pruneUNet } from "../../src/pruning/index.js";
 import { decodeMetadata, exportUNet, OnnxSession, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "../../src/export/index.js";
@@ -13,6 +14,14 @@ import { fixture, repoRoot } from "../helpers/fixtures.js";
 import { maxAbsDiff } from "../helpers/assert.js";
 
 const TOLERANCE = 1e-4;
+
+/** Distinct labels for a class-conditional model (vectors for "identity"), else undefined. */
+function classLabels(model: UNet2DModel, batch: number): torch.Tensor | undefined {
+  const c = model.config;
+  if (c.class_embed_type === "identity") return torch.randn([batch, model.timeEmbedding.linear2.outFeatures]);
+  if (c.num_class_embeds == null && c.class_embed_type == null) return undefined;
+  return torch.tensor(Array.from({ length: batch }, (_, i) => (5 * i + 2) % (c.num_class_embeds ?? 1000)), { dtype: "int64" });
+}
 
 /** Max |onnxruntime - diffprune| of `model`'s exported graph at each batch size. */
 async function checkAgainstForward(t: TestContext, what: string, model: UNet2DModel, batches: number[]): Promise<void> {
@@ -23,13 +32,14 @@ async function checkAgainstForward(t: TestContext, what: string, model: UNet2DMo
       torch.manualSeed(batch);
       const sample = torch.randn([batch, c.in_channels, c.sample_size, c.sample_size]);
       const timestep = torch.tensor(Array.from({ length: batch }, (_, i) => (999 - 283 * i + 1000) % 1000), { dtype: "int64" });
-      const expected = torch.noGrad(() => model.forward(sample, timestep));
-      const actual = (await session.run({ sample, timestep })).out_sample!;
+      const labels = classLabels(model, batch);
+      const expected = torch.noGrad(() => model.forward(sample, timestep, labels));
+      const actual = (await session.run({ sample, timestep, ...(labels ? { class_labels: labels } : {}) })).out_sample!;
       assert.deepEqual(actual.shape, expected.shape);
       const error = maxAbsDiff(actual, expected);
       t.diagnostic(`${what}, batch ${batch}: max |onnxruntime - diffprune| = ${error.toExponential(2)}`);
       assert.ok(error <= TOLERANCE, `${what}, batch ${batch}: max error ${error}`);
-      torch.dispose([sample, timestep, expected, actual]);
+      torch.dispose([sample, timestep, expected, actual, ...(labels ? [labels] : [])]);
     }
   } finally {
     await session.release();
@@ -60,6 +70,16 @@ describe("ONNX export in onnxruntime", () => {
     model.dispose();
     scheduler.dispose();
   });
+
+  for (const kind of [{ num_class_embeds: 10 }, { class_embed_type: "timestep" }, { class_embed_type: "identity" }]) {
+    test(`a class-conditional UNet (${JSON.stringify(kind)}) takes class_labels`, async (t) => {
+      const config = JSON.parse(readFileSync(fixture("unet-tiny", "config.json"), "utf8")) as Record<string, unknown>;
+      torch.manualSeed(0);
+      const model = torch.noGrad(() => new UNet2DModel({ ...config, ...kind } as UNet2DConfig)).eval();
+      await checkAgainstForward(t, `unet-tiny ${JSON.stringify(kind)}`, model, [1, 4]);
+      model.dispose();
+    });
+  }
 
   for (const name of ["unet-tiny", "unet-tiny-legacy"]) {
     test(`${name} reproduces diffusers' output (and diffprune's at batch 1)`, async (t) => {
