@@ -1,6 +1,7 @@
 // `diffprune prune`: prune a UNet with one of the paper's criteria and write a loadable model
 // folder (config.json, weights, scheduler config) and pruning.json (what changed, and for the
-// gradient criteria the loss per timestep and T').
+// gradient criteria the loss per timestep and T'). A latent pipeline's UNet is pruned and the
+// pipeline written again, its autoencoder unchanged.
 import type { Command } from "commander";
 import { CRITERIA, criterionNamed, IMPORTANCE_VARIANTS, type ImportanceVariant } from "../pruning/index.js";
 import { pruneModelFolder, type PruningRecord } from "../workflow/index.js";
@@ -56,6 +57,7 @@ function summary(r: PruningRecord): string {
     `${r.method} pruning at ratio ${r.ratio}${r.global ? " (global)" : ""}`,
     `params ${formatCount(r.params.before, "M")} -> ${formatCount(r.params.after, "M")}  MACs ${formatCount(r.macs.before, "G")} -> ${formatCount(r.macs.after, "G")}`,
   ];
+  if (r.autoencoder) lines.push(`the latent pipeline's UNet (pipeline folder written; ${r.autoencoder.folder}/, its ${r.autoencoder.class_name}, copied unchanged)`);
   const g = r.gradients;
   if (g) lines.push(`gradients over t = 0..${g.tPrime} of ${g.timesteps} timesteps${g.thr === null ? "" : ` (thr ${g.thr})`}`);
   return lines.join("\n");
@@ -65,13 +67,13 @@ export function registerPrune(program: Command): void {
   program
     .command("prune")
     .description("prune a UNet's channels structurally (Diff-Pruning and the paper's baselines) and save the smaller model")
-    .option("--model <dir>", "a diffusers model or pipeline folder")
+    .option("--model <dir>", "a diffusers model or pipeline folder; a latent pipeline (LDMPipeline) has its UNet pruned and is written as a pipeline")
     .option("--config <file>", "a UNet2DModel config.json instead of a checkpoint (weights drawn at random)")
     .requiredOption("--method <name>", `importance criterion: ${CRITERIA.map((c) => `${c.name} (${c.description})`).join("; ")}`)
     .requiredOption("--ratio <r>", "fraction of each group's channels to remove, in [0, 1)", fraction())
     .option("--thr <x>", "diff-pruning: stop accumulating after the first t with loss < thr * max loss", fraction(), 0.05)
-    .option("--data <spec>", "calibration images for taylor/diff-pruning: fashion-mnist, folder:<path>, cifar10:<dir>, ...")
-    .option("--calibration <file>", "calibration batch as safetensors (images in [-1, 1] and noise, same shape)")
+    .option("--data <spec>", "calibration images for taylor/diff-pruning: fashion-mnist, folder:<path>, cifar10:<dir>, ... (a latent pipeline encodes them to latents)")
+    .option("--calibration <file>", "calibration batch as safetensors (images in [-1, 1] and noise of the UNet's input shape: the same shape, or a latent pipeline's latents)")
     .option("--calib-batch <n>", "calibration images drawn from --data", positiveInt, 32)
     .option("--seed <n>", "seed of the calibration draw, the noise, random scores and --config weights", nonNegativeInt, 0)
     .option("--global", "rank channels across all groups instead of within each group")
@@ -91,7 +93,7 @@ export function registerPrune(program: Command): void {
     .option("--allow-unchanged", "write the model even when the options remove no channel (refused otherwise)")
     .action((args: PruneArgs) => {
       const r = pruneAction(args);
-      if (args.json) console.log(JSON.stringify({ method: r.method, ratio: r.ratio, params: r.params, macs: r.macs, t_prime: r.gradients?.tPrime ?? null, out: args.out }));
+      if (args.json) console.log(JSON.stringify({ method: r.method, ratio: r.ratio, params: r.params, macs: r.macs, t_prime: r.gradients?.tPrime ?? null, out: args.out, autoencoder: r.autoencoder ?? null }));
       else console.log(summary(r));
     });
 }

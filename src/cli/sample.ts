@@ -1,11 +1,11 @@
 // `diffprune sample`: images from a model folder (or an exported .onnx file, run in onnxruntime),
-// as PNGs, a grid, and the raw float samples.
+// as PNGs, a grid, and the raw float samples. A latent pipeline's samples are decoded by its
+// autoencoder, as diffusers' LDMPipeline does.
 import { join } from "node:path";
 import type { Command } from "commander";
 import * as torch from "../torch/index.js";
 import { imageFromTensor, makeGrid, saveFile, writePng } from "../io/index.js";
-import { generate, generateAsync, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type GenerateOptions, type SchedulerName, type SkipType } from "../diffusion/index.js";
-import { UNet2DModel } from "../models/index.js";
+import { disposePipeline, generateAsync, generateImages, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type GenerateOptions, type SchedulerName, type SkipType } from "../diffusion/index.js";
 import { loadOnnxPipeline } from "../export/index.js";
 import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
@@ -41,7 +41,8 @@ export async function sampleAction(args: SampleArgs): Promise<void> {
   );
   checkInputFiles([{ flag: "--init-noise", path: args.initNoise }, ...(args.runtime === "onnxruntime" ? [{ flag: "--model", path: args.model }] : [])]);
   const onnx = args.runtime === "onnxruntime" ? await loadOnnxPipeline(args.model) : null;
-  const { model, scheduler: base } = onnx ?? loadPipeline({ model: args.model });
+  const pipeline = onnx ? null : loadPipeline({ model: args.model }, { latent: true });
+  const { model, scheduler: base } = onnx ?? pipeline!;
   const scheduler = samplingScheduler(base, args.scheduler);
   const noise = initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed });
   torch.manualSeed(args.seed); // stochastic steps (DDPM, eta > 0) draw from here
@@ -57,8 +58,9 @@ export async function sampleAction(args: SampleArgs): Promise<void> {
       progress.update(done);
     },
   };
-  const samples = model instanceof UNet2DModel ? generate(model, scheduler, noise, options) : await generateAsync(model, scheduler, noise, options);
+  const samples = pipeline ? generateImages(pipeline, scheduler, noise, options) : await generateAsync(onnx!.model, scheduler, noise, options);
   await onnx?.model.release();
+  if (pipeline) disposePipeline(pipeline);
   // Built beside --out and renamed into place: never a set mixing two runs, or a partial one.
   writeFolderAtomic(args.out, (dir) => {
     for (let i = 0; i < n; i++) torch.tidy(() => writePng(join(dir, `${String(i).padStart(5, "0")}.png`), imageFromTensor(samples.select(0, i))));
@@ -73,7 +75,7 @@ export function registerSample(program: Command): void {
   program
     .command("sample")
     .description("sample images from a model folder, or from an exported .onnx file in onnxruntime")
-    .requiredOption("--model <dir>", "diffusers model or pipeline folder (an .onnx file with --runtime onnxruntime)")
+    .requiredOption("--model <dir>", "diffusers model or pipeline folder, latent pipelines (LDMPipeline) too (an .onnx file with --runtime onnxruntime)")
     .option("--runtime <name>", "libtorch, or onnxruntime for a file from diffprune export (its scheduler is in the file)", oneOf<Runtime>("libtorch", "onnxruntime"), "libtorch")
     .requiredOption("--out <dir>", "output folder")
     .option("--scheduler <name>", "ddim or ddpm", oneOf<SchedulerName>("ddim", "ddpm"), "ddim")
@@ -83,7 +85,7 @@ export function registerSample(program: Command): void {
     .option("--num <n>", "number of images", positiveInt, 16)
     .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
     .option("--seed <n>", "random seed", nonNegativeInt, 0)
-    .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W] (overrides --num)")
+    .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W], the UNet's input (a latent pipeline's latents; overrides --num)")
     .option("--json", "print {out, num, steps, runtime} as JSON when done")
     .action((args: SampleArgs) => sampleAction(args));
 }

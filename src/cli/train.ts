@@ -1,5 +1,6 @@
 // `diffprune train` / `diffprune finetune`: train a new model from a config, or continue a model
-// folder (a pruned one, typically), into a run folder that can be resumed.
+// folder (a pruned one, typically; a latent pipeline trains its UNet on cached latents), into a
+// run folder that can be resumed.
 import type { Command } from "commander";
 import { TRAIN_DEFAULTS } from "../diffusion/index.js";
 import { finetune } from "../workflow/index.js";
@@ -30,6 +31,7 @@ interface TrainArgs {
 
 export function trainAction(args: TrainArgs): void {
   let progress: Progress | null = null;
+  let encoding: Progress | null = null;
   const result = finetune({
     model: args.model,
     config: args.config,
@@ -59,6 +61,10 @@ export function trainAction(args: TrainArgs): void {
       progress.update(info.step, `loss ${info.loss.toFixed(4)} lr ${info.lr.toExponential(2)}`);
     },
     onEvent: (message) => (progress ? progress.note(message) : console.error(message)),
+    onEncode: (done, total) => {
+      encoding ??= new Progress("encode latents", total, 0, "img");
+      encoding.update(done);
+    },
   });
   if (args.json) console.log(JSON.stringify({ out: args.out, model: result.modelDir, steps: result.steps, weights: result.ema ? "ema" : "final" }));
   else console.log(`trained ${result.steps} steps; model (${result.ema ? "EMA weights" : "final weights"}) in ${result.modelDir}`);
@@ -87,7 +93,7 @@ export function registerTrain(program: Command): void {
       .option("--resume", "continue the run in --out from its checkpoint", false)
       .option("--json", 'print {"out", "model", "steps", "weights"} as JSON when done');
     if (name === "train") cmd.option("--config <file>", "UNet2DModel config.json for a new model").option("--model <dir>", "start from this model folder");
-    else cmd.requiredOption("--model <dir>", "the model folder to fine-tune");
+    else cmd.requiredOption("--model <dir>", "the model folder to fine-tune (a latent pipeline: its UNet, on the data's latents, cached in $DIFFPRUNE_CACHE)");
     cmd.action((args: TrainArgs) => trainAction(args));
   }
 }

@@ -38,7 +38,7 @@ export interface Cifar10Options extends Partial<SampleOptions> {
 
 /**
  * CIFAR-10 from a folder of binary batches (the folder itself or its cifar-10-batches-bin
- * subfolder). Defaults: 3 channels at 32x32, so no resizing.
+ * subfolder), with the records' class labels (CIFAR10_CLASSES). Defaults: 3 channels at 32x32, so no resizing.
  */
 export function cifar10(dir: string, options: Cifar10Options = {}): Uint8ImageDataset {
   const { split = "train", sampleSize = SIDE, channels = 3, resize = "bilinear" } = options;
@@ -60,5 +60,9 @@ export function cifar10(dir: string, options: Cifar10Options = {}): Uint8ImageDa
     labels.set(p.labels, n);
     n += p.labels.length;
   }
-  return new Uint8ImageDataset(images, { count, channels: 3, height: SIDE, width: SIDE }, { sampleSize, channels, resize }, labels);
+  return new Uint8ImageDataset(images, { count, channels: 3, height: SIDE, width: SIDE }, { sampleSize, channels, resize }, {
+    labels,
+    classes: CIFAR10_CLASSES,
+    name: `${split === "train" ? "cifar10" : "cifar10-test"}:${dir}`,
+  });
 }

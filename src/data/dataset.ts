@@ -9,8 +9,12 @@ export interface ImageDataset {
   readonly channels: number;
   readonly height: number;
   readonly width: number;
-  /** Class labels (one per image), when the data has them. */
+  /** What the data is, for messages: its spec (`fashion-mnist`, `folder:<dir>`) when it has one. */
+  readonly name?: string;
+  /** Class labels (one per image, each in 0..classes.length-1), when the data has them. */
   readonly labels?: Int32Array;
+  /** The class names, label i naming classes[i] (so classes.length is the number of classes); set with labels. */
+  readonly classes?: readonly string[];
   /** The images at `indices` as float32 [B, C, H, W] in [-1, 1], transforms applied. */
   getBatch(indices: readonly number[]): torch.Tensor;
 }
@@ -51,6 +55,26 @@ export function checkSample({ sampleSize, channels }: SampleOptions): void {
   if (channels !== 1 && channels !== 3) throw new RangeError(`channels must be 1 (gray) or 3 (RGB), got ${channels}`);
 }
 
+/** Class labels with their class names. */
+export interface Labelling {
+  labels: Int32Array;
+  /** Default: "0", "1", ... up to the largest label. */
+  classes?: readonly string[];
+}
+
+/** The labels and class names of `count` images, checked: one label per image, each naming a class. */
+export function checkLabelling({ labels, classes }: Labelling, count: number, what: string): { labels: Int32Array; classes: readonly string[] } {
+  if (labels.length !== count) throw new RangeError(`${what}: ${labels.length} labels for ${count} images`);
+  let max = -1;
+  for (const l of labels) {
+    if (l < 0) throw new RangeError(`${what}: class label ${l} is negative; labels are 0, 1, ...`);
+    if (l > max) max = l;
+  }
+  const names = classes ?? Array.from({ length: max + 1 }, (_, i) => String(i));
+  if (max >= names.length) throw new RangeError(`${what}: class label ${max} but only ${names.length} classes (${names.join(", ")})`);
+  return { labels, classes: names };
+}
+
 export function checkIndex(index: number, length: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) throw new RangeError(`index ${index} is out of range for a dataset of ${length} images`);
 }
@@ -61,23 +85,27 @@ export class Uint8ImageDataset implements ImageDataset {
   readonly channels: number;
   readonly height: number;
   readonly width: number;
+  readonly name?: string;
   readonly labels?: Int32Array;
+  readonly classes?: readonly string[];
   readonly #images: Uint8Array;
   readonly #source: { channels: number; height: number; width: number };
   readonly #sample: SampleOptions;
 
-  /** `images` holds `source.count` images of source.channels x source.height x source.width. */
+  /**
+   * `images` holds `source.count` images of source.channels x source.height x source.width;
+   * `labelling`, when the images have classes, one label each.
+   */
   constructor(
     images: Uint8Array,
     source: { count: number; channels: number; height: number; width: number },
     sample: SampleOptions,
-    labels?: Int32Array,
+    { name, ...labelling }: Partial<Labelling> & { name?: string } = {},
   ) {
     const per = source.channels * source.height * source.width;
     if (images.length !== source.count * per)
       throw new RangeError(`Uint8ImageDataset: ${images.length} bytes, expected ${source.count} images x ${per}`);
-    if (labels !== undefined && labels.length !== source.count)
-      throw new RangeError(`Uint8ImageDataset: ${labels.length} labels for ${source.count} images`);
+    const labelled = labelling.labels === undefined ? undefined : checkLabelling(labelling as Labelling, source.count, "Uint8ImageDataset");
     checkSample(sample);
     if (sample.resize === "pad" && (source.height > sample.sampleSize || source.width > sample.sampleSize))
       throw new RangeError(`resize "pad" cannot fit ${source.height}x${source.width} images into ${sample.sampleSize}x${sample.sampleSize}; use "bilinear" or "nearest"`);
@@ -87,7 +115,11 @@ export class Uint8ImageDataset implements ImageDataset {
     this.length = source.count;
     this.channels = sample.channels;
     this.height = this.width = sample.sampleSize;
-    if (labels !== undefined) this.labels = labels;
+    if (name !== undefined) this.name = name;
+    if (labelled !== undefined) {
+      this.labels = labelled.labels;
+      this.classes = labelled.classes;
+    }
   }
 
   /** The source image at `index`, before conversion (a view, not a copy). */

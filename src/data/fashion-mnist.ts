@@ -33,17 +33,24 @@ function findFile(root: string, stem: string): string {
 }
 
 /**
- * Fashion-MNIST as [-1, 1] samples. Defaults: train split, 1 channel, sample size 32 reached by
- * padding 2 background pixels on each side (the DDPM convention); a sample size below 28
- * resizes bilinearly instead.
+ * Fashion-MNIST as [-1, 1] samples, with their class labels (FASHION_MNIST_CLASSES). Defaults:
+ * train split, 1 channel, sample size 32 reached by padding 2 background pixels on each side
+ * (the DDPM convention); a sample size below 28 resizes bilinearly instead.
  */
 export function fashionMnist(options: FashionMnistOptions = {}): Uint8ImageDataset {
   const { split = "train", root = FASHION_MNIST_DIR, sampleSize = 32, channels = 1 } = options;
   const prefix = split === "train" ? "train" : "t10k";
   const images = readIdx(findFile(root, `${prefix}-images-idx3-ubyte`), IDX_IMAGES_MAGIC);
-  const labels = readIdx(findFile(root, `${prefix}-labels-idx1-ubyte`), IDX_LABELS_MAGIC);
+  const labelFile = findFile(root, `${prefix}-labels-idx1-ubyte`);
+  const labels = readIdx(labelFile, IDX_LABELS_MAGIC);
   const [count, height, width] = images.dims as [number, number, number];
   if (labels.dims[0] !== count) throw new DatasetError(`cannot read dataset fashion-mnist: ${count} images but ${labels.dims[0]} labels`);
+  const bad = labels.data.findIndex((l) => l >= FASHION_MNIST_CLASSES.length);
+  if (bad >= 0) throw new DatasetError(`cannot read dataset fashion-mnist: ${labelFile}: label ${bad} is ${labels.data[bad]}, expected 0..9`);
   const resize = options.resize ?? (sampleSize >= Math.max(height, width) ? "pad" : "bilinear");
-  return new Uint8ImageDataset(images.data, { count, channels: 1, height, width }, { sampleSize, channels, resize }, Int32Array.from(labels.data));
+  return new Uint8ImageDataset(images.data, { count, channels: 1, height, width }, { sampleSize, channels, resize }, {
+    labels: Int32Array.from(labels.data),
+    classes: FASHION_MNIST_CLASSES,
+    name: split === "train" ? "fashion-mnist" : "fashion-mnist:test",
+  });
 }

@@ -1,11 +1,13 @@
 // A folder of images (searched recursively), like diffusers' "imagefolder" datasets. Files are
 // sorted by path so that an index means the same image on every machine. Small folders are
-// decoded once up front; large ones are decoded batch by batch.
+// decoded once up front; large ones are decoded batch by batch. A folder whose images all sit in
+// subfolders is labelled as torchvision's ImageFolder labels it: one class per subfolder, in
+// sorted order.
 import { readdirSync, statSync } from "node:fs";
-import { extname, join, relative } from "node:path";
+import { extname, join, relative, sep } from "node:path";
 import { readImage, type Image } from "../io/png.js";
 import type * as torch from "../torch/index.js";
-import { checkIndex, checkSample, collate, DatasetError, toSample, type ImageDataset, type SampleOptions } from "./dataset.js";
+import { checkIndex, checkLabelling, checkSample, collate, DatasetError, toSample, type ImageDataset, type Labelling, type SampleOptions } from "./dataset.js";
 import type { ChwImage } from "./transforms.js";
 
 export const IMAGE_EXTENSIONS: readonly string[] = [".png", ".jpg", ".jpeg"];
@@ -24,15 +26,36 @@ export function listImageFiles(root: string): string[] {
       if (entry.name.startsWith(".")) continue;
       const path = join(dir, entry.name);
       // Follow symlinks: stat says what they point at.
-      const isDir = entry.isDirectory() || (entry.isSymbolicLink() && statSync(path).isDirectory());
+      const isDir = entry.isDirectory() || (entry.isSymbolicLink() && isFolder(path));
       if (isDir) walk(path);
       else if (IMAGE_EXTENSIONS.includes(extname(entry.name).toLowerCase())) files.push(path);
     }
   };
   walk(root);
-  // Code-point order, not the locale's, so the order is the same everywhere.
   const key = new Map(files.map((f) => [f, relative(root, f)]));
-  return files.sort((a, b) => (key.get(a)! < key.get(b)! ? -1 : key.get(a)! > key.get(b)! ? 1 : 0));
+  return files.sort((a, b) => byCodePoint(key.get(a)!, key.get(b)!));
+}
+
+/** Code-point order, not the locale's, so the order is the same everywhere (and Python's sorted()). */
+const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+const isFolder = (path: string): boolean => statSync(path).isDirectory();
+
+/**
+ * Labels from class subfolders, as torchvision's ImageFolder: when no image sits directly in
+ * `root`, each (non-hidden) subfolder is a class, sorted names numbered 0..K-1, and an image's
+ * label is that of the subfolder it is under (at any depth). A subfolder without images still
+ * takes its number, so the numbering is the same as torchvision's. Undefined for a flat folder.
+ */
+export function classFolderLabels(root: string, files: readonly string[]): Required<Labelling> | undefined {
+  const top = files.map((f) => relative(root, f).split(sep));
+  if (top.some((parts) => parts.length === 1)) return undefined;
+  const classes = readdirSync(root)
+    .filter((name) => !name.startsWith(".") && isFolder(join(root, name)))
+    .sort(byCodePoint);
+  if (classes.length === 0) return undefined;
+  const index = new Map(classes.map((c, i) => [c, i]));
+  return { labels: Int32Array.from(top, (parts) => index.get(parts[0]!)!), classes };
 }
 
 /** An io Image (HWC) in torch's CHW layout. */
@@ -62,8 +85,9 @@ function loadSample(path: string, sample: SampleOptions): ChwImage {
 }
 
 /**
- * The images under a folder as [-1, 1] samples of channels x sampleSize^2. Eager: every image
- * decoded and fitted once, kept as uint8; lazy: decoded again for each batch.
+ * The images under a folder as [-1, 1] samples of channels x sampleSize^2, with class labels
+ * when `labelling` gives them. Eager: every image decoded and fitted once, kept as uint8; lazy:
+ * decoded again for each batch.
  */
 export class ImageFolder implements ImageDataset {
   /** The image files, in index order. */
@@ -72,15 +96,24 @@ export class ImageFolder implements ImageDataset {
   readonly channels: number;
   readonly height: number;
   readonly width: number;
+  readonly name?: string;
+  readonly labels?: Int32Array;
+  readonly classes?: readonly string[];
   readonly #sample: SampleOptions;
   readonly #cache: Uint8Array | null;
 
-  constructor(files: readonly string[], sample: SampleOptions, eager: boolean) {
+  constructor(files: readonly string[], sample: SampleOptions, eager: boolean, { name, ...labelling }: Partial<Labelling> & { name?: string } = {}) {
     this.files = files;
     this.#sample = sample;
     this.length = files.length;
     this.channels = sample.channels;
     this.height = this.width = sample.sampleSize;
+    if (name !== undefined) this.name = name;
+    if (labelling.labels !== undefined) {
+      const { labels, classes } = checkLabelling(labelling as Labelling, files.length, "ImageFolder");
+      this.labels = labels;
+      this.classes = classes;
+    }
     this.#cache = null;
     if (eager) {
       const per = this.#bytesPerSample();
@@ -107,19 +140,25 @@ export class ImageFolder implements ImageDataset {
   }
 }
 
-/** Opens the folder `root`; default resize: bilinear shorter side + centre crop (diffusers' training transform). */
+/**
+ * Opens the folder `root`, labelled by its class subfolders when every image is in one (see
+ * classFolderLabels); default resize: bilinear shorter side + centre crop (diffusers' training
+ * transform).
+ */
 export function imageFolder(root: string, options: ImageFolderOptions): ImageFolder {
   const sample: SampleOptions = { sampleSize: options.sampleSize, channels: options.channels, resize: options.resize ?? "bilinear" };
   checkSample(sample);
   let files: string[];
+  let labelling: Required<Labelling> | undefined;
   try {
-    if (!statSync(root).isDirectory()) throw cannotRead(root, "not a folder");
+    if (!isFolder(root)) throw cannotRead(root, "not a folder");
     files = listImageFiles(root);
+    labelling = classFolderLabels(root, files);
   } catch (err) {
     if (err instanceof DatasetError) throw err;
     throw cannotRead(root, (err as Error).message);
   }
   if (files.length === 0) throw cannotRead(root, "no image files found");
   const eager = options.eager ?? files.length * sample.channels * sample.sampleSize ** 2 <= EAGER_LIMIT_BYTES;
-  return new ImageFolder(files, sample, eager);
+  return new ImageFolder(files, sample, eager, { name: `folder:${root}`, ...labelling });
 }

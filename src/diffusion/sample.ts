@@ -1,7 +1,9 @@
-// Sampling: run the reverse process from initial noise with DDPM or DDIM.
+// Sampling: run the reverse process from initial noise with DDPM or DDIM, with class labels for
+// a class-conditional model.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import type { UNet2DModel } from "../models/index.js";
+import { classLabelTensor, ClassLabelError, type ClassConditioning, type ClassLabelsInput } from "./class-labels.js";
 import { DDIMScheduler, DDPMScheduler, type Scheduler, type SkipType } from "./schedulers/index.js";
 
 export type SchedulerName = "ddim" | "ddpm";
@@ -17,6 +19,12 @@ export interface GenerateOptions {
   batchSize?: number;
   /** Called after every denoising step of every batch. */
   onStep?: (done: number, total: number) => void;
+  /**
+   * The class of each sample, for a class-conditional model (required there, refused elsewhere):
+   * one number for all, one per sample (an array or int64 [N]), or the embeddings [N, D] of an
+   * "identity" model. Split into batches with the noise.
+   */
+  classLabels?: ClassLabelsInput;
 }
 
 /** A sampling scheduler with the training schedule of `base` (as diffusers' from_config). */
@@ -27,7 +35,10 @@ export function samplingScheduler(base: Scheduler, name: SchedulerName): Schedul
 
 /** A model whose noise prediction arrives later (a model in another runtime): what generateAsync samples with. */
 export interface AsyncDenoiser {
-  forward(sample: Tensor, timestep: number): Promise<Tensor>;
+  /** `classLabels` (the batch's slice of GenerateOptions.classLabels) only reach a forward that declares it. */
+  forward(sample: Tensor, timestep: number, classLabels?: Tensor): Promise<Tensor>;
+  /** The UNet's config, when known: labels are checked against it as for a UNet2DModel. */
+  readonly config?: ClassConditioning;
 }
 
 /**
@@ -35,35 +46,53 @@ export interface AsyncDenoiser {
  * steps (DDPM, DDIM with eta > 0) draw from torch's generator: seed it for reproducible output.
  */
 export function generate(model: UNet2DModel, scheduler: Scheduler, noise: Tensor, options: GenerateOptions = {}): Tensor {
+  const labels = classLabelTensor(model.config, options.classLabels, noise.shape[0]!, "generate", noise.device);
   const wasTraining = model.training;
   model.eval();
   try {
-    const loop = denoisingLoop(scheduler, noise, options);
+    const loop = denoisingLoop(scheduler, noise, options, labels);
     let next = loop.next();
     while (!next.done) {
-      const [x, t] = next.value;
-      next = loop.next(torch.noGrad(() => model.forward(x, t)));
+      const [x, t, l] = next.value;
+      next = loop.next(torch.noGrad(() => model.forward(x, t, l)));
     }
     return next.value;
   } finally {
     model.train(wasTraining);
+    labels?.dispose();
   }
 }
 
 /** generate() with a model that predicts asynchronously (an onnxruntime session): the same loop. */
 export async function generateAsync(model: AsyncDenoiser, scheduler: Scheduler, noise: Tensor, options: GenerateOptions = {}): Promise<Tensor> {
-  const loop = denoisingLoop(scheduler, noise, options);
-  let next = loop.next();
-  while (!next.done) next = loop.next(await model.forward(...next.value));
-  return next.value;
+  const labels = asyncLabels(model, options.classLabels, noise.shape[0]!);
+  try {
+    const loop = denoisingLoop(scheduler, noise, options, labels);
+    let next = loop.next();
+    while (!next.done) {
+      const [x, t, l] = next.value;
+      next = loop.next(await (l === undefined ? model.forward(x, t) : model.forward(x, t, l)));
+    }
+    return next.value;
+  } finally {
+    labels?.dispose();
+  }
+}
+
+/** generateAsync's labels, checked against the model's config; a model without one, or whose forward takes no labels, gets none. */
+function asyncLabels(model: AsyncDenoiser, given: ClassLabelsInput | undefined, n: number): Tensor | undefined {
+  if (given === undefined) return model.config === undefined ? undefined : classLabelTensor(model.config, undefined, n, "generateAsync");
+  if (model.config === undefined || model.forward.length < 3)
+    throw new ClassLabelError("generateAsync: class labels were given, but this model cannot take them (its forward has no class-label argument, or it has no config saying how it is conditioned)");
+  return classLabelTensor(model.config, given, n, "generateAsync");
 }
 
 /**
  * The sampling loop, as a coroutine so that a model that answers now and one that answers later
- * share it: yields [x, t] for each noise prediction, takes the prediction (and disposes it), and
- * returns the samples.
+ * share it: yields [x, t, the batch's labels] for each noise prediction, takes the prediction
+ * (and disposes it), and returns the samples.
  */
-function* denoisingLoop(scheduler: Scheduler, noise: Tensor, options: GenerateOptions): Generator<[Tensor, number], Tensor, Tensor> {
+function* denoisingLoop(scheduler: Scheduler, noise: Tensor, options: GenerateOptions, labels?: Tensor): Generator<[Tensor, number, Tensor | undefined], Tensor, Tensor> {
   const { eta = 0, skip = "uniform", batchSize = 64, onStep } = options;
   const steps = options.numInferenceSteps ?? (scheduler instanceof DDIMScheduler ? 100 : scheduler.numTrainTimesteps);
   if (scheduler instanceof DDIMScheduler) scheduler.setTimesteps(steps, { skip });
@@ -74,9 +103,11 @@ function* denoisingLoop(scheduler: Scheduler, noise: Tensor, options: GenerateOp
   const outputs: Tensor[] = [];
   let done = 0;
   for (let b = 0; b < batches; b++) {
-    let x = torch.tidy(() => torch.keep(noise.narrow(0, b * batchSize, Math.min(batchSize, n - b * batchSize)).mul(scheduler.initNoiseSigma)));
+    const size = Math.min(batchSize, n - b * batchSize);
+    let x = torch.tidy(() => torch.keep(noise.narrow(0, b * batchSize, size).mul(scheduler.initNoiseSigma)));
+    const batchLabels = labels?.narrow(0, b * batchSize, size);
     for (const t of timesteps) {
-      const eps = yield [x, t];
+      const eps = yield [x, t, batchLabels];
       const next = torch.noGrad(() =>
         torch.tidy(() => {
           const out = scheduler instanceof DDIMScheduler ? scheduler.step(eps, t, x, { eta }) : scheduler.step(eps, t, x);
@@ -88,6 +119,7 @@ function* denoisingLoop(scheduler: Scheduler, noise: Tensor, options: GenerateOp
       x = torch.keep(next);
       onStep?.(++done, batches * timesteps.length);
     }
+    batchLabels?.dispose();
     outputs.push(x);
   }
   // A fresh (not kept) tensor either way, so the result belongs to the caller's scope.

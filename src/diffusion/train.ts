@@ -2,7 +2,7 @@
 // a JSONL log, sample grids, and one-file atomic checkpoints from which a killed run resumes
 // with the same result (the random draws of step k depend only on (seed, k), and the data
 // order only on (seed, epoch)). A run that diverges stops at the step where it does, before
-// any non-finite weights are saved.
+// any non-finite weights are saved. A class-conditional model trains on the dataset's labels.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
@@ -11,6 +11,7 @@ import { AdamW, EMA } from "../nn/index.js";
 import { load, makeGrid, OptionError, saveFile, writePng, type OptionMessage } from "../io/index.js";
 import { DataLoader, type ImageDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
+import { checkClassLabels, ClassLabelError, classLabelTensor, conditioningName, cycledClassLabels, isClassConditional } from "./class-labels.js";
 import { denoisingLoss } from "./loss.js";
 import { generate } from "./sample.js";
 import { DDIMScheduler, type Scheduler } from "./schedulers/index.js";
@@ -83,6 +84,8 @@ export class Trainer {
   clock: () => number = () => performance.now();
   readonly #params: Tensor[];
   readonly #sampleNoise: Tensor;
+  /** The classes of the preview samples (0..K-1 cycled), for a class-conditional model. */
+  readonly #sampleLabels: number[] | undefined;
   /** The losses of the steps since the last log entry (saved with a checkpoint). */
   #lossWindow: number[] = [];
   /** The step of the checkpoint on disk, written or resumed from by this trainer. */
@@ -101,6 +104,8 @@ export class Trainer {
     const c = model.config;
     if (dataset.channels !== c.in_channels || dataset.height !== c.sample_size || dataset.width !== c.sample_size)
       throw new Error(`train: the data is ${dataset.channels}x${dataset.height}x${dataset.width} but the model takes ${c.in_channels}x${c.sample_size}x${c.sample_size}`);
+    const classes = trainingClasses(model, dataset);
+    this.#sampleLabels = classes === undefined ? undefined : cycledClassLabels(classes, o.numSamples);
     this.loader = new DataLoader(dataset, { batchSize: o.batchSize, seed: o.seed, dropLast: true, flipProbability: o.flip ? 0.5 : 0 });
     this.#params = model.parameters();
     this.optimizer = new AdamW(this.#params, { lr: o.lr, betas: o.adamBetas, eps: o.adamEps, weightDecay: o.weightDecay });
@@ -131,10 +136,14 @@ export class Trainer {
     const lr = learningRate(o, this.step);
     try {
       const { loss, gradNorm } = torch.tidy(() => {
-        const x0 = this.loader.batch(epoch, position).images;
+        const batch = this.loader.batch(epoch, position);
+        const x0 = batch.images;
         const noise = torch.randnLike(x0);
         const t = torch.randint(0, this.scheduler.numTrainTimesteps, [x0.shape[0]!]);
-        const l = denoisingLoss(this.model, this.scheduler, x0, noise, t);
+        // labels draw nothing: the noise and timesteps of a step are those of an unconditional run
+        const c = this.model.config;
+        const labels = isClassConditional(c) ? classLabelTensor(c, batch.labels, x0.shape[0]!, "train", x0.device) : undefined;
+        const l = denoisingLoss(this.model, this.scheduler, x0, noise, t, labels);
         l.backward();
         const norm = o.gradClip > 0 ? torch.clipGradNorm(this.#params, o.gradClip) : NaN;
         // Checked before the update, which a NaN loss or gradient would spread to every weight.
@@ -193,11 +202,12 @@ export class Trainer {
     return this.ema ? this.ema.shadow : this.#params;
   }
 
-  /** A grid of samples from the fixed preview noise (DDIM, EMA weights). */
+  /** A grid of samples from the fixed preview noise (DDIM, EMA weights; classes 0..K-1 cycled for a class-conditional model). */
   writeSampleGrid(): string {
     const scheduler = new DDIMScheduler({ ...this.scheduler.config });
+    const labels = this.#sampleLabels === undefined ? {} : { classLabels: this.#sampleLabels };
     const samples = withWeights(this.model, this.finalWeights(), () =>
-      generate(this.model, scheduler, this.#sampleNoise, { numInferenceSteps: this.options.sampleSteps }),
+      generate(this.model, scheduler, this.#sampleNoise, { numInferenceSteps: this.options.sampleSteps, ...labels }),
     );
     const file = join(this.outDir, "samples", `step-${String(this.step).padStart(7, "0")}.png`);
     writePng(file, makeGrid(samples));
@@ -293,6 +303,25 @@ export class Trainer {
       step,
     );
   }
+}
+
+/**
+ * For a class-conditional model, the number of classes it is trained on (num_class_embeds, else
+ * the dataset's); undefined for an unconditional one. Refuses data without labels, and labels
+ * the model cannot take, before any step.
+ */
+function trainingClasses(model: UNet2DModel, dataset: ImageDataset): number | undefined {
+  const c = model.config;
+  if (!isClassConditional(c)) return undefined;
+  const name = dataset.name ?? "the dataset";
+  if (dataset.labels === undefined)
+    throw new ClassLabelError(
+      `train: the model is class-conditional (${conditioningName(c)}) and needs class labels, but ${name} has none; ` +
+        `train it on labelled data: fashion-mnist, cifar10:<dir>, or folder:<dir> with one subfolder per class`,
+    );
+  checkClassLabels(c, dataset.labels, `train: ${name}`);
+  if (c.class_embed_type == null && c.num_class_embeds != null) return c.num_class_embeds;
+  return dataset.classes?.length ?? dataset.labels.reduce((max, l) => Math.max(max, l), 0) + 1;
 }
 
 /** The index of the first tensor holding a NaN or an infinity, or -1; one sync for the lot. */

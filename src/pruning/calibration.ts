@@ -1,25 +1,57 @@
-// The calibration batch of the gradient criteria: images and one fixed noise tensor, drawn from a
-// dataset with a seed, or read from a safetensors file (`images` in [-1, 1], `noise`) so that a
-// pruning run can be repeated exactly by another tool.
+// The calibration batch of the gradient criteria: images and one fixed noise tensor (and the
+// images' class labels for a class-conditional model), drawn from a dataset with a seed, or read
+// from a safetensors file (`images` in [-1, 1], `noise`, `labels`) so that a pruning run can be
+// repeated exactly by another tool.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { DataLoader, openDataset } from "../data/index.js";
 import { loadFile, saveFile } from "../io/index.js";
+import { classLabelTensor, conditioningName, isClassConditional } from "../diffusion/index.js";
 import type { UNet2DConfig } from "../models/index.js";
 
 export interface Calibration {
   images: Tensor;
   noise: Tensor;
+  /** The images' classes, int64 [B]: present exactly when the model is class-conditional. */
+  labels?: Tensor;
 }
 
-/** `batch` images of `spec` in a seeded shuffled order, and noise from torch's generator seeded with `seed`. */
-export function drawCalibration(spec: string, config: UNet2DConfig, batch: number, seed: number): Calibration {
+/**
+ * The images of a calibration batch when they are not the model's input: a latent UNet's batch
+ * holds its autoencoder's images (encoded before use) and noise of the latents' shape.
+ */
+export interface CalibrationImages {
+  channels: number;
+  size: number;
+}
+
+const modelInput = (config: UNet2DConfig): CalibrationImages => ({ channels: config.in_channels, size: config.sample_size });
+
+/**
+ * `batch` images of `spec` (the model's input, or `imageShape`) in a seeded shuffled order, and
+ * noise of the model's input shape from torch's generator seeded with `seed`.
+ */
+export function drawCalibration(spec: string, config: UNet2DConfig, batch: number, seed: number, imageShape: CalibrationImages = modelInput(config)): Calibration {
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`calibration batch must be a positive integer, got ${batch}`);
-  const dataset = openDataset(spec, { sampleSize: config.sample_size, channels: config.in_channels });
+  const dataset = openDataset(spec, { sampleSize: imageShape.size, channels: imageShape.channels });
   if (batch > dataset.length) throw new RangeError(`calibration batch ${batch} is larger than ${spec} (${dataset.length} images)`);
-  const { images } = new DataLoader(dataset, { batchSize: batch, seed }).batch(0, 0);
+  const conditional = isClassConditional(config);
+  if (conditional && dataset.labels === undefined)
+    throw new CalibrationError(
+      `${spec} has no class labels, but the model is class-conditional (${conditioningName(config)}); ` +
+        `draw the calibration batch from labelled data: fashion-mnist, cifar10:<dir>, or folder:<dir> with one subfolder per class`,
+    );
+  const { images, labels } = new DataLoader(dataset, { batchSize: batch, seed }).batch(0, 0);
+  let labelTensor: Tensor | undefined;
+  try {
+    labelTensor = conditional ? torch.keep(classLabelTensor(config, labels, batch, `calibration batch of ${spec}`)!) : undefined;
+  } catch (err) {
+    images.dispose();
+    throw err;
+  }
   torch.manualSeed(seed);
-  const calibration = { images: torch.keep(images), noise: torch.keep(torch.randn(images.shape as number[])) };
+  const calibration: Calibration = { images: torch.keep(images), noise: torch.keep(torch.randn([images.shape[0]!, config.in_channels, config.sample_size, config.sample_size])) };
+  if (labelTensor !== undefined) calibration.labels = labelTensor;
   const why = whyUnusable(calibration);
   if (why) {
     disposeCalibration(calibration);
@@ -54,41 +86,62 @@ export function whyUnusable({ images, noise }: Calibration): string | null {
   });
 }
 
-function disposeCalibration({ images, noise }: Calibration): void {
+function disposeCalibration({ images, noise, labels }: Calibration): void {
   images.dispose();
   noise.dispose();
+  labels?.dispose();
 }
 
-/** Reads `images` and `noise` from a safetensors file and checks them against the model. */
-export function loadCalibration(path: string, config: UNet2DConfig): Calibration {
+/**
+ * Reads `images` and `noise` (and `labels`, int64 [B], which a class-conditional model needs and
+ * an unconditional one ignores) from a safetensors file and checks them against the model.
+ */
+export function loadCalibration(path: string, config: UNet2DConfig, imageShape: CalibrationImages = modelInput(config)): Calibration {
   const tensors = loadFile(path);
   const images = tensors.get("images");
   const noise = tensors.get("noise");
-  const rest = [...tensors].filter(([k]) => k !== "images" && k !== "noise");
+  const rawLabels = isClassConditional(config) ? tensors.get("labels") : undefined;
+  const rest = [...tensors].filter(([k, t]) => k !== "images" && k !== "noise" && t !== rawLabels);
   for (const [, t] of rest) t.dispose();
-  const expected = `[B, ${config.in_channels}, ${config.sample_size}, ${config.sample_size}]`;
+  const expected = `[B, ${imageShape.channels}, ${imageShape.size}, ${imageShape.size}]`;
+  const expectedNoise = `[B, ${config.in_channels}, ${config.sample_size}, ${config.sample_size}]`;
+  const holds = expected === expectedNoise ? `"images" (in [-1, 1]) and "noise", both ${expected}` : `"images" ${expected} (in [-1, 1]) and "noise" ${expectedNoise}`;
   const fail = (why: string): never => {
     images?.dispose();
     noise?.dispose();
-    throw new Error(`${path}: ${why}; a calibration file holds "images" (in [-1, 1]) and "noise", both ${expected}`);
+    rawLabels?.dispose();
+    throw new Error(`${path}: ${why}; a calibration file holds ${holds}`);
   };
   if (!images || !noise) return fail(`missing ${!images ? '"images"' : '"noise"'}`);
   const shape = (t: Tensor) => `[${t.shape.join(", ")}]`;
-  if (shape(images) !== shape(noise)) return fail(`images ${shape(images)} and noise ${shape(noise)} differ in shape`);
-  if (images.ndim !== 4 || images.shape[1] !== config.in_channels || images.shape[2] !== config.sample_size || images.shape[3] !== config.sample_size)
+  if (expected === expectedNoise && shape(images) !== shape(noise)) return fail(`images ${shape(images)} and noise ${shape(noise)} differ in shape`);
+  if (images.ndim !== 4 || images.shape[1] !== imageShape.channels || images.shape[2] !== imageShape.size || images.shape[3] !== imageShape.size)
     return fail(`images are ${shape(images)} but the model takes ${expected}`);
+  if (noise.ndim !== 4 || noise.shape[0] !== images.shape[0] || noise.shape.slice(1).join() !== [config.in_channels, config.sample_size, config.sample_size].join())
+    return fail(`noise is ${shape(noise)} for ${images.shape[0]} images; it must be ${expectedNoise}`);
+  let labels: Tensor | undefined;
+  if (isClassConditional(config)) {
+    if (!rawLabels) return fail(`missing "labels": the model is class-conditional (${conditioningName(config)}), so its calibration images need their class labels (int64 [B])`);
+    try {
+      labels = torch.keep(classLabelTensor(config, rawLabels, images.shape[0]!, "labels")!);
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    rawLabels.dispose();
+  }
   const floats = (t: Tensor) => torch.keep(t.to("float32"));
-  const out = { images: floats(images), noise: floats(noise) };
+  const out: Calibration = { images: floats(images), noise: floats(noise) };
+  if (labels !== undefined) out.labels = labels;
   images.dispose();
   noise.dispose();
   const why = whyUnusable(out);
   if (why) {
     disposeCalibration(out);
-    throw new CalibrationError(`${path}: this calibration batch cannot score channels: ${why}; a calibration file holds "images" (in [-1, 1]) and "noise", both ${expected}`);
+    throw new CalibrationError(`${path}: this calibration batch cannot score channels: ${why}; a calibration file holds ${holds}`);
   }
   return out;
 }
 
-export function saveCalibration(path: string, { images, noise }: Calibration): void {
-  saveFile({ images, noise }, path);
+export function saveCalibration(path: string, { images, noise, labels }: Calibration): void {
+  saveFile(labels === undefined ? { images, noise } : { images, noise, labels }, path);
 }

@@ -1,17 +1,20 @@
 // Gradients for the Taylor criteria. Diff-Pruning accumulates the denoising loss's gradients over
 // the informative timesteps only: t = 0, 1, 2, ... on one fixed batch and one fixed noise, stopping
 // after the first t whose loss falls below thr times the largest loss so far. Plain Taylor
-// pruning accumulates over every timestep (the reference's loop with no early stop).
+// pruning accumulates over every timestep (the reference's loop with no early stop). A
+// class-conditional model sees the calibration batch's labels.
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import type { UNet2DModel } from "../models/index.js";
-import { denoisingLoss, type BaseScheduler } from "../diffusion/index.js";
+import { ClassLabelError, conditioningName, denoisingLoss, isClassConditional, type BaseScheduler } from "../diffusion/index.js";
 
 export interface GradientOptions {
   /** The calibration batch, [B, C, H, W] in [-1, 1]. */
   images: Tensor;
   /** Fixed noise of the same shape. */
   noise: Tensor;
+  /** The images' classes, int64 [B] (embeddings [B, D] for an "identity" model): required by a class-conditional model. */
+  labels?: Tensor | undefined;
   /** The training schedule (add_noise and its number of timesteps). */
   scheduler: BaseScheduler;
   /** Stop at the first t whose loss < thr * max loss so far; null runs every timestep. */
@@ -36,13 +39,18 @@ export interface GradientReport {
 
 /** Accumulates d(loss_t)/d(weights) into every parameter's .grad (zeroed first); the model is put in eval mode. */
 export function accumulateGradients(model: UNet2DModel, options: GradientOptions): GradientReport {
-  const { images, noise, scheduler, thr, onStep, stopBeforeBackward = false } = options;
+  const { images, noise, labels, scheduler, thr, onStep, stopBeforeBackward = false } = options;
   if (images.ndim !== 4 || images.shape.join() !== noise.shape.join())
     throw new Error(`calibration images [${images.shape.join(", ")}] and noise [${noise.shape.join(", ")}] must both be [B, C, H, W] of one shape`);
   const c = model.config;
   if (images.shape[1] !== c.in_channels || images.shape[2] !== c.sample_size || images.shape[3] !== c.sample_size)
     throw new Error(`calibration images are [${images.shape.slice(1).join(", ")}] but the model takes [${c.in_channels}, ${c.sample_size}, ${c.sample_size}]`);
   if (thr !== null && !(thr >= 0 && thr < 1)) throw new RangeError(`thr must be in [0, 1), got ${thr}`);
+  if (isClassConditional(c) && labels === undefined)
+    throw new ClassLabelError(`the model is class-conditional (${conditioningName(c)}): its calibration batch needs class labels; draw it from a labelled dataset, or give "labels" (int64 [B]) in the calibration file`);
+  if (!isClassConditional(c) && labels !== undefined) throw new ClassLabelError("the calibration batch has class labels, but the model is not class-conditional");
+  if (labels !== undefined && labels.shape[0] !== images.shape[0])
+    throw new ClassLabelError(`calibration labels [${labels.shape.join(", ")}] do not match the ${images.shape[0]} calibration images; give one label per image`);
   model.eval();
   const params = model.parameters();
   for (const p of params) p.grad = null;
@@ -53,7 +61,7 @@ export function accumulateGradients(model: UNet2DModel, options: GradientOptions
   let stopped = false;
   for (; t < total; t++) {
     const loss = torch.tidy(() => {
-      const l = denoisingLoss(model, scheduler, images, noise, torch.full([images.shape[0]!], t, { dtype: "int64" }));
+      const l = denoisingLoss(model, scheduler, images, noise, torch.full([images.shape[0]!], t, { dtype: "int64" }), labels);
       const value = l.item();
       if (thr !== null) {
         if (value > max) max = value;

@@ -9,8 +9,7 @@ import * as torch from "../torch/index.js";
 import { encodePng, loadFile, makeGrid, OptionError, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
 import { checkOutputs, makeDirs } from "../io/paths.js";
 import { datasetPath, openDataset } from "../data/index.js";
-import type { UNet2DModel } from "../models/index.js";
-import { generate, loadPipeline, samplingScheduler, type SkipType } from "../diffusion/index.js";
+import { disposePipeline, generateImages, imageShape, loadPipeline, MODEL_INDEX, samplingScheduler, type Pipeline, type SkipType } from "../diffusion/index.js";
 import { criterionNamed, drawCalibration, saveCalibration } from "../pruning/index.js";
 import { bootstrapMean, ClassifierExtractor, compareSamples, evaluate, quantize8bit } from "../metrics/index.js";
 import { pruneModelFolder } from "./prune.js";
@@ -72,18 +71,21 @@ function checkRunFolder(o: ComparisonOptions, hooks: ComparisonHooks): void {
   }
 }
 
-/** The shared inputs: sampling noise and the calibration batch (images and noise). */
-function prepare(o: ComparisonOptions, model: UNet2DModel): void {
-  const c = model.config;
+/**
+ * The shared inputs: sampling noise and the calibration batch (images and noise), both of the
+ * UNet's input shape (a latent pipeline's latents; its calibration images are the autoencoder's).
+ */
+function prepare(o: ComparisonOptions, pipeline: Pipeline): void {
+  const c = pipeline.model.config;
   const paths = comparisonPaths(o);
   if (!existsSync(paths.noise)) {
     torch.manualSeed(o.seed);
     torch.tidy(() => saveFile({ noise: torch.randn([o.numSamples, c.in_channels, c.sample_size, c.sample_size]) }, paths.noise));
   }
   if (!existsSync(paths.calibration) && o.methods.some((m) => criterionOf(m).gradients !== null)) {
-    const calib = drawCalibration(o.data, c, o.calibBatch, o.seed);
+    const calib = drawCalibration(o.data, c, o.calibBatch, o.seed, imageShape(pipeline.model, pipeline.autoencoder));
     saveCalibration(paths.calibration, calib);
-    torch.dispose([calib.images, calib.noise]);
+    torch.dispose([calib.images, calib.noise, ...(calib.labels ? [calib.labels] : [])]);
   }
 }
 
@@ -105,7 +107,8 @@ function prune(o: ComparisonOptions, method: string): PruningRecord {
 
 function finetuneMethod(o: ComparisonOptions, method: string, hooks: ComparisonHooks): void {
   const paths = comparisonPaths(o);
-  if (existsSync(join(paths.model(method), "config.json"))) return;
+  const done = paths.model(method);
+  if (existsSync(join(done, "config.json")) || existsSync(join(done, MODEL_INDEX))) return;
   finetune({
     model: paths.pruned(method),
     data: o.data,
@@ -129,16 +132,16 @@ function finetuneMethod(o: ComparisonOptions, method: string, hooks: ComparisonH
   });
 }
 
-/** DDIM (eta 0) samples from the shared noise, as 8-bit images: samples.safetensors and grid.png. */
+/** DDIM (eta 0) samples from the shared noise (a latent pipeline's decoded), as 8-bit images: samples.safetensors and grid.png. */
 function sample(o: ComparisonOptions, name: string, hooks: ComparisonHooks): void {
   const paths = comparisonPaths(o);
   const dir = paths.method(name);
   const file = join(dir, "samples.safetensors");
   if (existsSync(file)) return;
-  const { model, scheduler } = loadPipeline({ model: paths.model(name) });
+  const pipeline = loadPipeline({ model: paths.model(name) }, { latent: true });
   const noise = loadFile(paths.noise).get("noise")!;
   try {
-    const raw = generate(model, samplingScheduler(scheduler, "ddim"), noise, {
+    const raw = generateImages(pipeline, samplingScheduler(pipeline.scheduler, "ddim"), noise, {
       numInferenceSteps: o.samplingSteps,
       eta: 0,
       skip: o.skip,
@@ -152,7 +155,7 @@ function sample(o: ComparisonOptions, name: string, hooks: ComparisonHooks): voi
     torch.dispose([raw, samples]);
   } finally {
     noise.dispose();
-    model.dispose();
+    disposePipeline(pipeline);
   }
 }
 
@@ -160,13 +163,14 @@ function measure(o: ComparisonOptions, name: string, pretrained: ComparisonRow |
   const paths = comparisonPaths(o);
   const file = join(paths.method(name), "metrics.json");
   if (existsSync(file)) return readJson<ComparisonRow>(file);
-  const { model, scheduler } = loadPipeline({ model: paths.model(name) });
+  const pipeline = loadPipeline({ model: paths.model(name) }, { latent: true });
+  const { model, scheduler } = pipeline;
   const samples = loadFile(join(paths.method(name), "samples.safetensors")).get("samples")!;
   const reference = pretrained ? loadFile(join(paths.method(PRETRAINED), "samples.safetensors")).get("samples")! : null;
   const extractor = ClassifierExtractor.load();
-  const c = model.config;
-  const fidApplies = c.in_channels === 1 && c.sample_size === 32;
-  if (!fidApplies && !pretrained) hooks.onMessage?.(`  no FID: the shipped classifier reads 1x32x32 images, these are ${c.in_channels}x${c.sample_size}x${c.sample_size}`);
+  const image = imageShape(model, pipeline.autoencoder);
+  const fidApplies = image.channels === 1 && image.size === 32;
+  if (!fidApplies && !pretrained) hooks.onMessage?.(`  no FID: the shipped classifier reads 1x32x32 images, these are ${image.channels}x${image.size}x${image.size}`);
   let row: ComparisonRow;
   try {
     hooks.onMessage?.(`  ${name}: FID, SSIM, and timing the UNet (batch 1 and 64)`);
@@ -174,7 +178,7 @@ function measure(o: ComparisonOptions, name: string, pretrained: ComparisonRow |
       model,
       scheduler,
       samples: { model: samples },
-      fid: fidApplies ? { extractor, dataset: openDataset(o.data, { sampleSize: c.sample_size, channels: c.in_channels }), spec: o.data } : null,
+      fid: fidApplies ? { extractor, dataset: openDataset(o.data, { sampleSize: image.size, channels: image.channels }), spec: o.data } : null,
       latency: { batchSizes: [1, 64], warmup: 2, repeats: o.latencyRepeats },
       ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
     });
@@ -198,7 +202,7 @@ function measure(o: ComparisonOptions, name: string, pretrained: ComparisonRow |
   } finally {
     torch.dispose(reference ? [samples, reference] : [samples]);
     extractor.model.dispose();
-    model.dispose();
+    disposePipeline(pipeline);
   }
   writeJsonAtomic(file, row);
   return row;
@@ -210,14 +214,15 @@ export function runComparison(o: ComparisonOptions, hooks: ComparisonHooks = {})
   if (o.methods.length === 0) throw new OptionError((n) => `${n("methods")} is empty: name at least one criterion`);
   // Inputs are checked before anything is written: a bad model or dataset leaves no run folder.
   checkComparisonPaths(o);
-  const pretrained = loadPipeline({ model: o.model });
+  const pretrained = loadPipeline({ model: o.model }, { latent: true });
   try {
-    openDataset(o.data, { sampleSize: pretrained.model.config.sample_size, channels: pretrained.model.config.in_channels });
+    const image = imageShape(pretrained.model, pretrained.autoencoder);
+    openDataset(o.data, { sampleSize: image.size, channels: image.channels });
     checkRunFolder(o, hooks);
     hooks.onStage?.(1, 6, `shared inputs: ${o.numSamples} noise samples, ${o.calibBatch} calibration images from ${o.data}`);
-    prepare(o, pretrained.model);
+    prepare(o, pretrained);
   } finally {
-    pretrained.model.dispose();
+    disposePipeline(pretrained);
   }
 
   const records = new Map<string, PruningRecord>();

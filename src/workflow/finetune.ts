@@ -1,14 +1,28 @@
 // Training a model folder into a run folder, as ddpm_train.py fine-tunes a pruned model: the
 // run checkpoints as it goes and resumes from its checkpoint; when done, its model/ folder holds
-// the final (EMA) weights and the scheduler, loadable like any model folder.
+// the final (EMA) weights and the scheduler, loadable like any model folder. A latent pipeline's
+// UNet trains on its autoencoder's latents of the data (encoded once, cached), and model/ is a
+// pipeline folder again, the autoencoder copied unchanged.
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { OptionError, writeJsonAtomic } from "../io/index.js";
 import { checkOutputs, makeDirs, writeFolderAtomic } from "../io/paths.js";
 import { Dropout } from "../nn/index.js";
 import { datasetPath, openDataset, type ImageDataset } from "../data/index.js";
-import { CHECKPOINT_NAME, loadPipeline, Trainer, withWeights, type ModelSource, type StepInfo, type TrainOptions } from "../diffusion/index.js";
-import { SCHEDULER_FILE } from "./prune.js";
+import {
+  CHECKPOINT_NAME,
+  disposePipeline,
+  imageShape,
+  loadPipeline,
+  savePipeline,
+  Trainer,
+  withWeights,
+  type ModelSource,
+  type Pipeline,
+  type StepInfo,
+  type TrainOptions,
+} from "../diffusion/index.js";
+import { latentDataset, LatentTrainer } from "./latent-data.js";
 
 export interface FinetuneOptions extends ModelSource {
   /** Training data (a dataset spec). */
@@ -26,6 +40,8 @@ export interface FinetuneOptions extends ModelSource {
   onResume?: (step: number) => void;
   onStep?: (info: StepInfo, total: number) => void;
   onEvent?: (message: string) => void;
+  /** A latent pipeline's data being encoded (once; later runs read the cache): images done, of all. */
+  onEncode?: (done: number, total: number) => void;
 }
 
 export interface FinetuneResult {
@@ -64,29 +80,36 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
   const checkpoint = join(o.out, CHECKPOINT_NAME);
   if (existsSync(checkpoint) && !o.resume)
     throw new OptionError((n) => `${o.out} already holds a training run: use ${n("resume")} to continue it, or choose another ${n("out")}`);
-  const { model, scheduler } = loadPipeline(o);
+  const pipeline = loadPipeline(o, { latent: true });
+  const { model, scheduler, autoencoder } = pipeline;
   if (o.dropout !== undefined) for (const [, m] of model.namedModules()) if (m instanceof Dropout) m.p = o.dropout;
   const c = model.config;
-  let dataset: ImageDataset;
+  let data: TrainingData;
   try {
-    dataset = openDataset(o.data, { sampleSize: c.sample_size, channels: c.in_channels });
+    data = trainingData(o, pipeline);
   } catch (err) {
-    model.dispose();
+    disposePipeline(pipeline);
     throw err;
   }
+  const { dataset, latentCache } = data;
+  const disposeAll = () => {
+    disposePipeline(pipeline);
+    data.dispose();
+  };
   let trainer: Trainer;
   // A run that fails before its first step leaves no folder behind (one that trained is resumable).
   const created = makeDirs(o.out);
   try {
-    trainer = new Trainer(model, scheduler, dataset, o.out, o.train ?? {});
+    trainer = autoencoder ? new LatentTrainer(model, autoencoder, scheduler, dataset, o.out, o.train ?? {}) : new Trainer(model, scheduler, dataset, o.out, o.train ?? {});
     if (o.resume && existsSync(checkpoint)) {
       trainer.loadCheckpoint();
       o.onResume?.(trainer.step);
     }
-    writeJsonAtomic(join(o.out, RUN_CONFIG), { ...o.record, ...trainer.options, model_config: c, params: model.numParameters() });
+    const latent = autoencoder && pipeline.autoencoderSource ? { autoencoder: { class_name: autoencoder.config._class_name, folder: pipeline.autoencoderSource.folder }, latent_cache: latentCache } : {};
+    writeJsonAtomic(join(o.out, RUN_CONFIG), { ...o.record, ...trainer.options, model_config: c, params: model.numParameters(), ...latent });
   } catch (err) {
     if (created.length > 0) rmSync(created[0]!, { recursive: true, force: true });
-    model.dispose();
+    disposeAll();
     throw err;
   }
   try {
@@ -96,13 +119,35 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
       ...(o.onEvent ? { onEvent: o.onEvent } : {}),
     });
     const modelDir = runModelDir(o.out);
-    writeFolderAtomic(modelDir, (dir) => {
-      withWeights(model, trainer.finalWeights(), () => model.savePretrained(dir));
-      writeJsonAtomic(join(dir, SCHEDULER_FILE), scheduler.toJSON());
-    });
+    writeFolderAtomic(modelDir, (dir) => savePipeline(dir, pipeline, (unetDir) => withWeights(model, trainer.finalWeights(), () => model.savePretrained(unetDir))));
     return { modelDir, steps: trainer.step, ema: trainer.options.ema };
   } finally {
     trainer.dispose();
-    model.dispose();
+    disposeAll();
   }
+}
+
+interface TrainingData {
+  dataset: ImageDataset;
+  /** The latents' cache file (a latent pipeline), else null. */
+  latentCache: string | null;
+  dispose(): void;
+}
+
+/**
+ * What the UNet trains on: the images of `o.data`, or for a latent pipeline their latents (the
+ * autoencoder's images encoded once and cached, see latent-data.ts). Random flips mirror images,
+ * not latents (a flipped image's latents are not its latents flipped), so they are refused there.
+ */
+function trainingData(o: FinetuneOptions, p: Pipeline): TrainingData {
+  const shape = imageShape(p.model, p.autoencoder);
+  if (p.autoencoder && o.train?.flip)
+    throw new OptionError(
+      (n) => `${n("flip")} mirrors training images, but a latent pipeline trains on latents encoded once from unflipped images (a flipped image's latents are not its latents mirrored); train without ${n("flip")}`,
+    );
+  const images = openDataset(o.data, { sampleSize: shape.size, channels: shape.channels });
+  if (!p.autoencoder) return { dataset: images, latentCache: null, dispose: () => undefined };
+  const { dataset, file, cached } = latentDataset(p.autoencoder, images, { spec: o.data, ...(o.onEncode ? { onProgress: o.onEncode } : {}) });
+  o.onEvent?.(cached ? `latents of ${o.data} read from ${file}` : `latents of ${o.data} encoded by the pipeline's ${p.autoencoderSource?.folder ?? "autoencoder"} and cached in ${file}`);
+  return { dataset, latentCache: file, dispose: () => dataset.dispose() };
 }

@@ -6,3 +6,4 @@ export { finetune, runModelDir, RUN_CONFIG, type FinetuneOptions, type FinetuneR
 export { runComparison, checkComparisonPaths, type ComparisonMetrics, type ComparisonHooks } from "./comparison.js";
 export { comparisonPaths, PRETRAINED, SCRATCH, type ComparisonOptions, type ComparisonRow } from "./run-folder.js";
 export { writeComparisonReport } from "./comparison-report.js";
+export { latentDataset, latentCachePath, encoderHash, LatentDataset, LatentTrainer, type LatentDataOptions } from "./latent-data.js";

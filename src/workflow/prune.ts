@@ -1,12 +1,13 @@
 // Pruning a model folder, as ddpm_prune.py does it: load the model and its scheduler, draw the
 // calibration batch for the gradient criteria, prune, and save a loadable folder (config.json,
-// weights, scheduler config) with pruning.json, the record of what changed.
-import { join } from "node:path";
+// weights, scheduler config) with pruning.json, the record of what changed. A latent pipeline
+// (ldm_prune.py's LDMPipeline) has its UNet pruned, its calibration images encoded to latents by
+// its autoencoder, and is written as a pipeline folder again, the autoencoder copied unchanged.
 import * as torch from "../torch/index.js";
-import { OptionError, writeJsonAtomic, type OptionMessage, type OptionName } from "../io/index.js";
+import { OptionError, type OptionMessage, type OptionName } from "../io/index.js";
 import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
-import { CONFIG_NAME, WEIGHTS_NAME, type UNet2DConfig, type UNet2DModel } from "../models/index.js";
-import { loadPipeline, type ModelSource } from "../diffusion/index.js";
+import { CONFIG_NAME, WEIGHTS_NAME, type UNet2DModel } from "../models/index.js";
+import { disposePipeline, encodeLatents, imageShape, loadPipeline, MODEL_INDEX, savePipeline, SCHEDULER_CONFIG, type Autoencoder, type ModelSource, type Pipeline } from "../diffusion/index.js";
 import { datasetPath } from "../data/index.js";
 import {
   channelsRemoved,
@@ -23,7 +24,7 @@ import {
 } from "../pruning/index.js";
 import { PRUNING_FILE, writePruningRecord, type PruningRecord } from "./record.js";
 
-export const SCHEDULER_FILE = "scheduler_config.json";
+export const SCHEDULER_FILE = SCHEDULER_CONFIG;
 
 export interface PruneFolderOptions extends ModelSource {
   /** The criterion (one of CRITERIA, or its name). */
@@ -56,8 +57,8 @@ export interface PruneFolderOptions extends ModelSource {
   onGradientStep?: (t: number, loss: number, total: number) => void;
 }
 
-/** What an earlier prune wrote; a folder holding only these (or nothing) may be replaced. */
-const PRUNE_OUTPUT = new Set([CONFIG_NAME, WEIGHTS_NAME, SCHEDULER_FILE, PRUNING_FILE]);
+/** What an earlier prune wrote (a model folder, or a pipeline folder); a folder holding only these (or nothing) may be replaced. */
+const PRUNE_OUTPUT = new Set([CONFIG_NAME, WEIGHTS_NAME, SCHEDULER_FILE, PRUNING_FILE, MODEL_INDEX, "unet", "scheduler", "vqvae", "vae"]);
 
 /** An existing output folder is replaced only when it is an earlier prune's output (or empty). */
 export function pruneOutputReuse(names: string[]): string | null {
@@ -115,11 +116,28 @@ export function checkWouldPrune(model: UNet2DModel, o: Pick<PruneFolderOptions, 
   return whole.length > 0 ? [new OptionError((n) => `warning: ${n("roundTo")} ${roundTo} leaves groups of ${whole.sort((a, b) => a - b).join(", ")} channels whole`)] : [];
 }
 
-function calibrationFor(o: PruneFolderOptions, config: UNet2DConfig): { calibration: Calibration; source: string } | null {
+/**
+ * The calibration batch of `p`'s UNet: images (from `data` or the `calibration` file) and noise of
+ * the UNet's input shape. A latent pipeline's batch holds its autoencoder's images, encoded here
+ * to the latents the UNet denoises (encodeLatents: VQModel's encode(x) as LDMPipeline decodes it;
+ * AutoencoderKL's posterior mean times scaling_factor), so the gradients are the UNet's own loss.
+ */
+function calibrationFor(o: PruneFolderOptions, p: Pipeline): { calibration: Calibration; source: string } | null {
   if (o.calibration && o.data) throw new OptionError((n) => `give either ${n("data")} SPEC or ${n("calibration")} FILE, not both`);
-  if (o.calibration) return { calibration: loadCalibration(o.calibration, config), source: o.calibration };
-  if (o.data) return { calibration: drawCalibration(o.data, config, o.calibBatch ?? 32, o.seed ?? 0), source: o.data };
-  return null;
+  const shape = imageShape(p.model, p.autoencoder);
+  let calibration: Calibration;
+  if (o.calibration) calibration = loadCalibration(o.calibration, p.model.config, shape);
+  else if (o.data) calibration = drawCalibration(o.data, p.model.config, o.calibBatch ?? 32, o.seed ?? 0, shape);
+  else return null;
+  return { calibration: p.autoencoder ? encodeCalibration(p.autoencoder, calibration) : calibration, source: (o.calibration ?? o.data)! };
+}
+
+/** The batch with its images replaced by their latents (the images are freed). */
+function encodeCalibration(ae: Autoencoder, calibration: Calibration): Calibration {
+  const { mean, std } = encodeLatents(ae, calibration.images);
+  std?.dispose();
+  calibration.images.dispose();
+  return { ...calibration, images: torch.keep(mean) };
 }
 
 /** Prunes the model of `o` with one criterion into the folder `o.out`; returns what pruning.json holds. */
@@ -128,13 +146,14 @@ export function pruneModelFolder(o: PruneFolderOptions): PruningRecord {
   const start = Date.now();
   const seed = o.seed ?? 0;
   checkPrunePaths(o);
-  const { model, scheduler } = loadPipeline({ model: o.model, config: o.config, seed });
+  const pipeline = loadPipeline({ model: o.model, config: o.config, seed }, { latent: true });
+  const { model, scheduler, autoencoder, autoencoderSource } = pipeline;
   let calib: ReturnType<typeof calibrationFor> = null;
   try {
     const warnings = checkWouldPrune(model, o);
     for (const w of warnings) o.onWarning?.(w);
     if (criterion.gradients !== null) {
-      calib = calibrationFor(o, model.config);
+      calib = calibrationFor(o, pipeline);
       if (!calib)
         throw new OptionError((n) => `${n("method")} ${criterion.name} scores channels by gradients of the denoising loss: give ${n("data")} SPEC (e.g. fashion-mnist) or ${n("calibration")} FILE`);
     }
@@ -172,6 +191,7 @@ export function pruneModelFolder(o: PruneFolderOptions): PruningRecord {
       seed,
       source: o.model ?? o.config!,
       calibration: calib ? { source: calib.source, batch: calib.calibration.images.shape[0] ?? 0 } : null,
+      autoencoder: autoencoder && autoencoderSource ? { class_name: autoencoder.config._class_name, folder: autoencoderSource.folder } : null,
       params: { before: report.before.params, after: report.after.params },
       macs: { before: report.before.macs, after: report.after.macs },
       layers: report.layers,
@@ -183,14 +203,14 @@ export function pruneModelFolder(o: PruneFolderOptions): PruningRecord {
     // The folder is built beside `out` and renamed into place: a reader sees the previous model
     // and record or the new ones, never a mix, and a failure leaves nothing.
     writeFolderAtomic(o.out, (dir) => {
-      model.savePretrained(dir);
-      writeJsonAtomic(join(dir, SCHEDULER_FILE), scheduler.toJSON());
+      savePipeline(dir, pipeline);
       writePruningRecord(dir, record);
     });
     return record;
   } finally {
-    model.dispose();
+    disposePipeline(pipeline);
     calib?.calibration.images.dispose();
     calib?.calibration.noise.dispose();
+    calib?.calibration.labels?.dispose();
   }
 }

@@ -22,6 +22,11 @@ export interface PruningRecord {
   /** The model folder or config file pruned. */
   source: string;
   calibration: { source: string; batch: number } | null;
+  /**
+   * A latent pipeline's autoencoder (its class and folder), copied unchanged; the calibration
+   * images were encoded by it. Null (or absent, in records from before latent pipelines) for a model on pixels.
+   */
+  autoencoder?: { class_name: string; folder: string } | null;
   params: { before: number; after: number };
   macs: { before: number; after: number };
   layers: UNetPruneReport["layers"];

@@ -9,7 +9,7 @@ import * as torch from "../../src/torch/index.js";
 function numbered(n: number): Uint8ImageDataset {
   const bytes = Uint8Array.from({ length: n * 6 }, (_, k) => k % 256);
   const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
-  return new Uint8ImageDataset(bytes, { count: n, channels: 1, height: 2, width: 3 }, { sampleSize: 3, channels: 1, resize: "pad" }, labels);
+  return new Uint8ImageDataset(bytes, { count: n, channels: 1, height: 2, width: 3 }, { sampleSize: 3, channels: 1, resize: "pad" }, { labels });
 }
 
 const indicesOf = (batches: Iterable<Batch>): number[][] => Array.from(batches, (b) => b.indices);
