@@ -2,16 +2,33 @@
 // as PNGs, a grid, and the raw float samples. A latent pipeline's samples are decoded by its
 // autoencoder, as diffusers' LDMPipeline does.
 import { join } from "node:path";
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import * as torch from "../torch/index.js";
 import { imageFromTensor, makeGrid, saveFile, writePng } from "../io/index.js";
-import { disposePipeline, generateAsync, generateImages, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type GenerateOptions, type SchedulerName, type SkipType } from "../diffusion/index.js";
+import {
+  cycledClassLabels,
+  disposePipeline,
+  generateAsync,
+  generateImages,
+  initialNoise,
+  isClassConditional,
+  loadPipeline,
+  samplingScheduler,
+  SKIP_TYPES,
+  type ClassConditioning,
+  type ClassLabelsInput,
+  type GenerateOptions,
+  type SchedulerName,
+  type SkipType,
+} from "../diffusion/index.js";
 import { loadOnnxPipeline } from "../export/index.js";
 import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 
 type Runtime = "libtorch" | "onnxruntime";
+
+const withLabels = (classLabels: ClassLabelsInput | undefined): Partial<GenerateOptions> => (classLabels === undefined ? {} : { classLabels });
 
 interface SampleArgs {
   model: string;
@@ -25,7 +42,26 @@ interface SampleArgs {
   batchSize: number;
   seed: number;
   initNoise?: string;
+  classLabels?: number[];
   json?: boolean;
+}
+
+/** --class-labels: one class for every sample, or one per sample, comma-separated. */
+function classList(value: string): number[] {
+  const labels = value.split(",").map((v) => v.trim());
+  if (labels.some((l) => !/^\d+$/.test(l))) throw new InvalidArgumentError(`expected class numbers 0, 1, ... separated by commas, got ${JSON.stringify(value)}`);
+  return labels.map(Number);
+}
+
+/**
+ * The labels of `n` samples: --class-labels (one for all, or one each), or for a model with a
+ * class table and none given, its classes in turn (0, 1, ..., K-1, 0, ...), said on stderr.
+ */
+function labelsFor(config: ClassConditioning, given: number[] | undefined, n: number): ClassLabelsInput | undefined {
+  if (given !== undefined) return given.length === 1 ? given[0]! : given;
+  if (!isClassConditional(config) || config.class_embed_type != null || config.num_class_embeds == null) return undefined;
+  console.error(`class-conditional model (num_class_embeds ${config.num_class_embeds}): sampling its classes in turn; choose them with --class-labels`);
+  return cycledClassLabels(config.num_class_embeds, n);
 }
 
 /** What sample writes; an existing --out holding only these (or nothing) may be replaced. */
@@ -53,6 +89,7 @@ export async function sampleAction(args: SampleArgs): Promise<void> {
     eta: args.eta,
     skip: args.skip,
     batchSize: args.batchSize,
+    ...withLabels(labelsFor(model.config, args.classLabels, n)),
     onStep: (done, total) => {
       progress.total = total;
       progress.update(done);
@@ -86,6 +123,7 @@ export function registerSample(program: Command): void {
     .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
     .option("--seed <n>", "random seed", nonNegativeInt, 0)
     .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W], the UNet's input (a latent pipeline's latents; overrides --num)")
+    .option("--class-labels <list>", "a class-conditional model's classes: one for all samples, or one per sample, comma-separated (default: its classes in turn)", classList)
     .option("--json", "print {out, num, steps, runtime} as JSON when done")
     .action((args: SampleArgs) => sampleAction(args));
 }
