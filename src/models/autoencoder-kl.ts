@@ -5,8 +5,8 @@ import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Conv2d, Module } from "../nn/index.js";
 import { resolveAutoencoderKLConfig, type AutoencoderKLConfig } from "./autoencoder-config.js";
-import { loadPretrainedWeights, readConfig, resolveComponentFolder, writeModelFolder } from "./checkpoint.js";
-import { checkInput, Decoder, diagonalGaussian, Encoder, type DiagonalGaussianDistribution } from "./vae.js";
+import { writeModelFolder } from "./checkpoint.js";
+import { checkInput, loadAutoencoder, Decoder, diagonalGaussian, Encoder, type DiagonalGaussianDistribution }  from "./vae.js";
 
 /** Where a pipeline folder keeps an AutoencoderKL. */
 export const AUTOENCODER_KL_FOLDERS = ["vae", "vqvae"];
@@ -64,11 +64,7 @@ export class AutoencoderKL extends Module {
 
   /** Loads an AutoencoderKL folder, or the vae/ (or vqvae/) of a pipeline folder. */
   static fromPretrained(dir: string): AutoencoderKL {
-    const modelDir = resolveComponentFolder(dir, AUTOENCODER_KL_FOLDERS);
-    const config = resolveAutoencoderKLConfig(readConfig(modelDir), `${modelDir}/config.json`);
-    const model = torch.noGrad(() => new AutoencoderKL(config));
-    const size = 2 ** (config.block_out_channels.length - 1);
-    return loadPretrainedWeights(model, modelDir, () => model.forward(torch.zeros([1, config.in_channels, size, size])));
+    return loadAutoencoder(dir, AUTOENCODER_KL_FOLDERS, resolveAutoencoderKLConfig, (config) => new AutoencoderKL(config));
   }
 
   /** Writes config.json and diffusion_pytorch_model.safetensors (atomically) into `dir`. */

@@ -7,6 +7,7 @@ import { Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU } from "../nn/in
 import { uniform } from "../nn/init.js";
 import { DownEncoderBlock2D, UNetMidBlock2D, UpDecoderBlock2D } from "./blocks.js";
 import type { ResnetOptions } from "./resnet.js";
+import { loadPretrainedWeights, readConfig, resolveComponentFolder } from "./checkpoint.js";
 
 /** The Encoder and Decoder's eps for every GroupNorm (resnets, attention, conv_norm_out). */
 const EPS = 1e-6;
@@ -182,4 +183,21 @@ export function diagonalGaussian(parameters: Tensor): DiagonalGaussianDistributi
 export function checkInput(what: string, x: Tensor, channels: number, kind: string): void {
   if (x.ndim !== 4 || x.shape[1] !== channels)
     throw new Error(`${what}: expected ${kind} of shape [B, ${channels}, H, W], got [${x.shape.join(", ")}]`);
+}
+
+/**
+ * Loads an autoencoder from its folder, or from the first of `folders` in a pipeline folder: the
+ * config resolved, the model built, its weights loaded by shape and checked by one forward.
+ */
+export function loadAutoencoder<C extends { in_channels: number; block_out_channels: number[] }, M extends Module & { forward(x: Tensor): Tensor }>(
+  dir: string,
+  folders: readonly string[],
+  resolve: (raw: Record<string, unknown>, source: string) => C,
+  build: (config: C) => M,
+): M {
+  const modelDir = resolveComponentFolder(dir, folders);
+  const config = resolve(readConfig(modelDir), `${modelDir}/config.json`);
+  const model = torch.noGrad(() => build(config));
+  const size = 2 ** (config.block_out_channels.length - 1);
+  return loadPretrainedWeights(model, modelDir, () => model.forward(torch.zeros([1, config.in_channels, size, size])));
 }

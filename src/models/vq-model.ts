@@ -5,8 +5,8 @@ import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Conv2d, Module } from "../nn/index.js";
 import { resolveVQModelConfig, type VQModelConfig } from "./autoencoder-config.js";
-import { loadPretrainedWeights, readConfig, resolveComponentFolder, writeModelFolder } from "./checkpoint.js";
-import { checkInput, Decoder, Encoder, VectorQuantizer, type Quantized } from "./vae.js";
+import { writeModelFolder } from "./checkpoint.js";
+import { checkInput, loadAutoencoder, Decoder, Encoder, VectorQuantizer, type Quantized }  from "./vae.js";
 
 /** Where a pipeline folder keeps a VQModel. */
 export const VQ_MODEL_FOLDERS = ["vqvae", "vae"];
@@ -73,11 +73,7 @@ export class VQModel extends Module {
    * vae/) of a pipeline folder. Legacy attention names load as for the UNet.
    */
   static fromPretrained(dir: string): VQModel {
-    const modelDir = resolveComponentFolder(dir, VQ_MODEL_FOLDERS);
-    const config = resolveVQModelConfig(readConfig(modelDir), `${modelDir}/config.json`);
-    const model = torch.noGrad(() => new VQModel(config));
-    const size = 2 ** (config.block_out_channels.length - 1);
-    return loadPretrainedWeights(model, modelDir, () => model.forward(torch.zeros([1, config.in_channels, size, size])));
+    return loadAutoencoder(dir, VQ_MODEL_FOLDERS, resolveVQModelConfig, (config) => new VQModel(config));
   }
 
   /** Writes config.json and diffusion_pytorch_model.safetensors (atomically) into `dir`. */

@@ -40,14 +40,14 @@ describe("sample --class-labels", () => {
     const noise = initialNoise(m, { num: 2, seed: 0 });
     const expected = generate(m, samplingScheduler(scheduler, "ddim"), noise, { numInferenceSteps: 2, classLabels: [1, 3] });
     const got = loadFile(join(out, "samples.safetensors")).get("samples")!;
-    assert.ok(maxAbsDiff(got, expected) <= 1e-6, "the CLI's samples are generate's");
+    assert.ok(maxAbsDiff(got, expected) <= 1e-4, "the CLI's samples are generate's (the CLI runs on one thread, this process maybe on more)");
     const other = generate(m, samplingScheduler(scheduler, "ddim"), noise, { numInferenceSteps: 2, classLabels: [0, 1] });
-    assert.ok(maxAbsDiff(other, expected) > 1e-4, "the labels change the images");
+    assert.ok(maxAbsDiff(other, expected) > 1e-2, "the labels change the images");
 
     const cycled = run("sample", "--model", model, "--out", join(scratch, "s2"), "--num", "2", "--steps", "2");
     assert.equal(cycled.status, 0, cycled.stderr);
     assert.match(cycled.stderr, /sampling its classes in turn/);
-    assert.ok(maxAbsDiff(loadFile(join(scratch, "s2", "samples.safetensors")).get("samples")!, other) <= 1e-6, "classes 0, 1 by default");
+    assert.ok(maxAbsDiff(loadFile(join(scratch, "s2", "samples.safetensors")).get("samples")!, other) <= 1e-4, "classes 0, 1 by default");
     m.dispose();
   });
 
