@@ -15,13 +15,14 @@ export function exportAction(args: ExportArgs): void {
   if (args.json) return console.log(JSON.stringify(report));
   const mib = (report.bytes / 2 ** 20).toFixed(1);
   console.log(`${report.out}: ONNX opset ${report.opset}, ${report.nodes} nodes, ${report.params.toLocaleString("en-US")} parameters, ${mib} MiB`);
+  if (report.decoder) console.log(`${report.decoder}: the latent pipeline's decoder (latents -> image)`);
 }
 
 export function registerExport(program: Command): void {
   program
     .command("export")
     .description("export a UNet (pruned or not) to ONNX: inputs sample and timestep, any batch size, config and scheduler in the metadata")
-    .option("--model <dir>", "a diffusers model or pipeline folder")
+    .option("--model <dir>", "a diffusers model or pipeline folder (a latent pipeline also writes its decoder as FILE.decoder.onnx)")
     .option("--config <file>", "a UNet2DModel config.json instead of a checkpoint (weights drawn at random)")
     .option("--seed <n>", "seed of the random weights with --config", nonNegativeInt, 0)
     .option("--format <name>", "the file format: onnx", oneOf<ExportFormat>("onnx"), "onnx")

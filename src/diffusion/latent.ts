@@ -41,7 +41,7 @@ export function decodeLatents(ae: Autoencoder, latents: Tensor, { batchSize = 64
     torch.tidy(() => {
       const parts: Tensor[] = [];
       for (let b = 0; b < n; b += batchSize) {
-        const z = latents.narrow(0, b, Math.min(batchSize, n - b));
+        const z = n <= batchSize ? latents : latents.narrow(0, b, Math.min(batchSize, n - b));
         parts.push(ae instanceof VQModel ? ae.decode(z) : ae.decode(z.div(ae.scalingFactor)));
       }
       return parts.length === 1 ? parts[0]! : torch.cat(parts, 0);

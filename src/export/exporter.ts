@@ -11,7 +11,7 @@ import { isObservedTensor, OP_RULES, type DType, type ObservedOp, type ObservedT
 import type { Module } from "../nn/index.js";
 import { packageRoot } from "../io/index.js";
 import type { UNet2DModel } from "../models/index.js";
-import { schedulerConfigToJSON, type Scheduler } from "../diffusion/index.js";
+import { decodeLatents, schedulerConfigToJSON, type Autoencoder, type Scheduler } from "../diffusion/index.js";
 import { parentPath } from "../pruning/index.js";
 import { OnnxBuilder, TRACE_BATCHES, Unsupported, type ConstantData } from "./builder.js";
 import { ONNX_EMITTERS, type EmitContext } from "./emitters.js";
@@ -25,6 +25,8 @@ export const OPSET = 17;
 /** Metadata keys of an exported UNet: its config.json and its training scheduler's config, as JSON. */
 export const UNET_CONFIG_KEY = "unet_config";
 export const SCHEDULER_CONFIG_KEY = "scheduler_config";
+/** Metadata key of an exported decoder: its autoencoder's config.json. */
+export const AUTOENCODER_CONFIG_KEY = "autoencoder_config";
 /** The graph input of a class-conditional UNet's labels. */
 export const CLASS_LABELS_INPUT = "class_labels";
 
@@ -316,5 +318,25 @@ export function exportUNet(model: UNet2DModel, { scheduler = null }: { scheduler
     forward: (sample, timestep, classLabels) => model.forward(sample, timestep, classLabels),
     metadata,
     graphName: "UNet2DModel",
+  });
+}
+
+/**
+ * A latent pipeline's decoder as its own graph: input `latents` [batch, C, h, w] as the UNet makes
+ * them, output `image` [batch, C, H, W] (about [-1, 1]). It applies the pipeline's convention
+ * (decodeLatents): VQModel decodes (snapping to the codebook), AutoencoderKL decodes latents /
+ * scaling_factor. The config is in the metadata (`autoencoder_config`).
+ */
+export function exportDecoder(autoencoder: Autoencoder, latentSize: number): OnnxExport {
+  const c = autoencoder.config;
+  const channels = autoencoder.latentChannels;
+  const numel = (n: number) => n * channels * latentSize * latentSize;
+  return exportOnnx(autoencoder, {
+    inputs: [{ name: "latents", example: (n) => torch.linspace(-1, 1, numel(n)).reshape(n, channels, latentSize, latentSize) }],
+    output: "image",
+    // one chunk whatever the batch, so the graph has no batch-sized slicing
+    forward: (latents) => decodeLatents(autoencoder, latents, { batchSize: Number.POSITIVE_INFINITY }),
+    metadata: { [AUTOENCODER_CONFIG_KEY]: JSON.stringify(c) },
+    graphName: `${autoencoder.constructor.name}Decoder`,
   });
 }

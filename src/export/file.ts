@@ -2,8 +2,8 @@
 // export it with its scheduler's config, and write the file atomically.
 import { OptionError, writeFileAtomic } from "../io/index.js";
 import { checkOutputs, writeFileMakingDirs } from "../io/paths.js";
-import { loadPipeline, type ModelSource } from "../diffusion/index.js";
-import { exportUNet } from "./exporter.js";
+import { disposePipeline, loadPipeline, type ModelSource } from "../diffusion/index.js";
+import { exportDecoder, exportUNet } from "./exporter.js";
 
 export type ExportFormat = "onnx";
 
@@ -16,6 +16,8 @@ export interface ExportFileOptions extends ModelSource {
 
 export interface ExportFileReport {
   out: string;
+  /** A latent pipeline's decoder, written beside `out` (`<name>.decoder.onnx`); null for a model on pixels. */
+  decoder: string | null;
   format: ExportFormat;
   opset: number;
   bytes: number;
@@ -23,18 +25,36 @@ export interface ExportFileReport {
   params: number;
 }
 
-/** Exports a UNet2DModel folder (pruned or not) to `out`, with its config and scheduler in the file's metadata. */
+/** Where a latent pipeline's decoder goes: `x.onnx` -> `x.decoder.onnx`. */
+export const decoderPath = (out: string): string => `${out.replace(/\.onnx$/i, "")}.decoder.onnx`;
+
+/**
+ * Exports a UNet2DModel folder (pruned or not) to `out`, with its config and scheduler in the
+ * file's metadata; for a latent pipeline also its decoder, to decoderPath(out).
+ */
 export function exportModelFile(options: ExportFileOptions): ExportFileReport {
   const { out, format = "onnx" } = options;
   if (format !== "onnx") throw new OptionError((n) => `${n("format")} ${String(format)} is not an export format; the one format is onnx`);
-  checkOutputs([{ flag: "out", path: out, kind: "file" }], [{ flag: "model", path: options.model }, { flag: "config", path: options.config }]);
-  const { model, scheduler } = loadPipeline(options);
+  const inputs = [{ flag: "model", path: options.model }, { flag: "config", path: options.config }];
+  checkOutputs([{ flag: "out", path: out, kind: "file" }], inputs);
+  const pipeline = loadPipeline(options, { latent: true });
+  const { model, autoencoder } = pipeline;
   try {
-    const exported = exportUNet(model, { scheduler });
+    if (autoencoder) checkOutputs([{ flag: "out", path: decoderPath(out), kind: "file" }], inputs);
+    const exported = exportUNet(model, { scheduler: pipeline.scheduler });
+    const decoder = autoencoder ? exportDecoder(autoencoder, model.config.sample_size) : null;
     writeFileMakingDirs(out, (path) => writeFileAtomic(path, exported.bytes));
-    return { out, format, opset: exported.opset, bytes: exported.bytes.length, nodes: exported.nodes, params: model.numParameters() };
+    if (decoder) writeFileAtomic(decoderPath(out), decoder.bytes);
+    return {
+      out,
+      decoder: decoder ? decoderPath(out) : null,
+      format,
+      opset: exported.opset,
+      bytes: exported.bytes.length,
+      nodes: exported.nodes,
+      params: model.numParameters(),
+    };
   } finally {
-    model.dispose();
-    scheduler.dispose();
+    disposePipeline(pipeline);
   }
 }

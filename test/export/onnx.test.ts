@@ -2,18 +2,22 @@
 // diffprune's forward at two batch sizes (neither of the two the exporter traced at), and the
 // reference pipeline's output where a fixture holds it. The max errors go to the test diagnostics.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { after } from "node:test";
 import { describe, test, type TestContext } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { loadFile } from "../../src/io/index.js";
 import { UNet2DModel, type UNet2DConfig } from "../../src/models/index.js";
-import { DDPMScheduler, loadPipeline, loadScheduler } from "../../src/diffusion/index.js";
+import { DDPMScheduler, decodeLatents, disposePipeline, loadPipeline, loadScheduler } from "../../src/diffusion/index.js";
 import { pruneUNet } from "../../src/pruning/index.js";
-import { decodeMetadata, exportUNet, OnnxSession, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "../../src/export/index.js";
-import { fixture, repoRoot } from "../helpers/fixtures.js";
+import { decodeMetadata, exportModelFile, exportUNet, OnnxSession, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "../../src/export/index.js";
+import { fixture, repoRoot, scratchDir } from "../helpers/fixtures.js";
 import { maxAbsDiff } from "../helpers/assert.js";
 
 const TOLERANCE = 1e-4;
+const scratch = scratchDir("diffprune-onnx-");
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Distinct labels for a class-conditional model (vectors for "identity"), else undefined. */
 function classLabels(model: UNet2DModel, batch: number): torch.Tensor | undefined {
@@ -80,6 +84,32 @@ describe("ONNX export in onnxruntime", () => {
       model.dispose();
     });
   }
+
+  test("a latent pipeline (ldm-tiny) exports its UNet and its decoder; the decoder reproduces diffusers' images", async (t) => {
+    const out = join(scratch, "ldm-tiny.onnx");
+    const report = exportModelFile({ model: fixture("ldm-tiny"), out });
+    assert.equal(report.decoder, join(scratch, "ldm-tiny.decoder.onnx"));
+    const pipeline = loadPipeline({ model: fixture("ldm-tiny") }, { latent: true });
+    const expected = loadFile(fixture("ldm-tiny", "expected.safetensors"));
+    const unet = await OnnxSession.create(readFileSync(out));
+    const decoder = await OnnxSession.create(readFileSync(report.decoder!));
+    try {
+      const latents = expected.get("latents")!;
+      const image = (await decoder.run({ latents })).image!;
+      const error = maxAbsDiff(image, expected.get("image")!);
+      t.diagnostic(`ldm-tiny decoder, batch ${latents.shape[0]}: max |onnxruntime - diffusers| = ${error.toExponential(2)}`);
+      assert.ok(error <= 1e-3, `decoder against diffusers: ${error}`);
+      assert.ok(maxAbsDiff(image, decodeLatents(pipeline.autoencoder!, latents)) <= TOLERANCE, "decoder against diffprune");
+      const timestep = torch.tensor([999, 10], { dtype: "int64" });
+      const eps = (await unet.run({ sample: latents, timestep })).out_sample!;
+      assert.ok(maxAbsDiff(eps, torch.noGrad(() => pipeline.model.forward(latents, timestep))) <= TOLERANCE, "the latent UNet");
+    } finally {
+      await unet.release();
+      await decoder.release();
+      disposePipeline(pipeline);
+      torch.dispose([...expected.values()]);
+    }
+  });
 
   for (const name of ["unet-tiny", "unet-tiny-legacy"]) {
     test(`${name} reproduces diffusers' output (and diffprune's at batch 1)`, async (t) => {
