@@ -35,7 +35,7 @@ export function samplingScheduler(base: Scheduler, name: SchedulerName): Schedul
 
 /** A model whose noise prediction arrives later (a model in another runtime): what generateAsync samples with. */
 export interface AsyncDenoiser {
-  /** `classLabels` (the batch's slice of GenerateOptions.classLabels) only reach a forward that declares it. */
+  /** `classLabels`: the batch's slice of GenerateOptions.classLabels (undefined for an unconditional model). */
   forward(sample: Tensor, timestep: number, classLabels?: Tensor): Promise<Tensor>;
   /** The UNet's config, when known: labels are checked against it as for a UNet2DModel. */
   readonly config?: ClassConditioning;
@@ -71,7 +71,7 @@ export async function generateAsync(model: AsyncDenoiser, scheduler: Scheduler, 
     let next = loop.next();
     while (!next.done) {
       const [x, t, l] = next.value;
-      next = loop.next(await (l === undefined ? model.forward(x, t) : model.forward(x, t, l)));
+      next = loop.next(await model.forward(x, t, l));
     }
     return next.value;
   } finally {
@@ -79,12 +79,11 @@ export async function generateAsync(model: AsyncDenoiser, scheduler: Scheduler, 
   }
 }
 
-/** generateAsync's labels, checked against the model's config; a model without one, or whose forward takes no labels, gets none. */
+/** generateAsync's labels, checked against the model's config; a model with no config takes none. */
 function asyncLabels(model: AsyncDenoiser, given: ClassLabelsInput | undefined, n: number): Tensor | undefined {
-  if (given === undefined) return model.config === undefined ? undefined : classLabelTensor(model.config, undefined, n, "generateAsync");
-  if (model.config === undefined || model.forward.length < 3)
-    throw new ClassLabelError("generateAsync: class labels were given, but this model cannot take them (its forward has no class-label argument, or it has no config saying how it is conditioned)");
-  return classLabelTensor(model.config, given, n, "generateAsync");
+  if (model.config !== undefined) return classLabelTensor(model.config, given, n, "generateAsync");
+  if (given !== undefined) throw new ClassLabelError("generateAsync: class labels were given, but this model has no config saying how it is conditioned");
+  return undefined;
 }
 
 /**

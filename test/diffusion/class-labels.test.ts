@@ -160,9 +160,9 @@ describe("sampling a class-conditional UNet", () => {
     const actual = await generateAsync(denoiser, scheduler, noise, options);
     assert.ok(torch.equal(actual, expected));
     assert.deepEqual(seen, [[1, 9], [1, 9], [4], [4]]);
-    // a forward without a class-label argument cannot take them, and a conditional model needs them
-    const unlabelled: AsyncDenoiser = { config: m.config, forward: async (x: Tensor, t: number) => torch.noGrad(() => m.forward(x, t, 0)) };
-    await assert.rejects(generateAsync(unlabelled, scheduler, noise, options), /generateAsync: class labels were given, but this model cannot take them/);
+    // a model with no config cannot say how it is conditioned, and a conditional model needs labels
+    const unconfigured: AsyncDenoiser = { forward: async (x: Tensor, t: number) => torch.noGrad(() => m.forward(x, t, 0)) };
+    await assert.rejects(generateAsync(unconfigured, scheduler, noise, options), /generateAsync: class labels were given, but this model has no config/);
     await assert.rejects(generateAsync(denoiser, scheduler, noise, { numInferenceSteps: 2 }), /generateAsync: the model is class-conditional \(num_class_embeds 10\): give class labels/);
     torch.dispose([noise, expected, actual]);
     scheduler.dispose();
