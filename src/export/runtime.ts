@@ -6,7 +6,7 @@ import * as ort from "onnxruntime-node";
 import * as torch from "../torch/index.js";
 import type { AnyTypedArray, DType, Tensor } from "../torch/index.js";
 import { resolveUNet2DConfig, type UNet2DConfig } from "../models/index.js";
-import { DDPMScheduler, schedulerFromConfig, type AsyncDenoiser, type Scheduler } from "../diffusion/index.js";
+import { classLabelTensor, DDPMScheduler, schedulerFromConfig, type AsyncDenoiser, type Scheduler } from "../diffusion/index.js";
 import { CLASS_LABELS_INPUT, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "./exporter.js";
 import { decodeMetadata } from "./proto.js";
 
@@ -67,15 +67,12 @@ export class OnnxUNet implements AsyncDenoiser {
    */
   async forward(sample: Tensor, timestep: number | Tensor, classLabels?: Tensor | number): Promise<Tensor> {
     const batch = sample.shape[0]!;
-    const conditional = this.config.num_class_embeds != null || this.config.class_embed_type != null;
-    if (conditional !== (classLabels !== undefined))
-      throw new Error(conditional ? "this model is class-conditional: give class labels" : "this model is not class-conditional: it takes no class labels");
     const inputs: Record<string, Tensor> = {
       sample: sample.float(),
       timestep: typeof timestep === "number" ? torch.full([batch], timestep, { dtype: "int64" }) : timestep.to("int64"),
     };
-    if (classLabels !== undefined)
-      inputs[CLASS_LABELS_INPUT] = typeof classLabels === "number" ? torch.full([batch], classLabels, { dtype: "int64" }) : this.config.class_embed_type === "identity" ? classLabels.float() : classLabels.to("int64");
+    const labels = classLabelTensor(this.config, classLabels, batch, "OnnxUNet");
+    if (labels) inputs[CLASS_LABELS_INPUT] = labels; // a new tensor, disposed with the inputs
     try {
       return (await this.session.run(inputs)).out_sample!;
     } finally {

@@ -11,7 +11,7 @@ import { loadFile } from "../../src/io/index.js";
 import { UNet2DModel, type UNet2DConfig } from "../../src/models/index.js";
 import { DDPMScheduler, decodeLatents, disposePipeline, loadPipeline, loadScheduler } from "../../src/diffusion/index.js";
 import { pruneUNet } from "../../src/pruning/index.js";
-import { decodeMetadata, exportModelFile, exportUNet, OnnxSession, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "../../src/export/index.js";
+import { decodeMetadata, exportModelFile, exportUNet, OnnxSession, OnnxUNet, SCHEDULER_CONFIG_KEY, UNET_CONFIG_KEY } from "../../src/export/index.js";
 import { fixture, repoRoot, scratchDir } from "../helpers/fixtures.js";
 import { maxAbsDiff } from "../helpers/assert.js";
 
@@ -81,6 +81,14 @@ describe("ONNX export in onnxruntime", () => {
       torch.manualSeed(0);
       const model = torch.noGrad(() => new UNet2DModel({ ...config, ...kind } as UNet2DConfig)).eval();
       await checkAgainstForward(t, `unet-tiny ${JSON.stringify(kind)}`, model, [1, 4]);
+      // OnnxUNet, what sampling drives, passes the labels; leaving them out is refused
+      const onnx = new OnnxUNet(await OnnxSession.create(exportUNet(model).bytes), model.config);
+      const sample = torch.randn([2, 1, 16, 16]);
+      const labels = classLabels(model, 2)!;
+      const error = maxAbsDiff(await onnx.forward(sample, 500, labels), torch.noGrad(() => model.forward(sample, 500, labels)));
+      assert.ok(error <= TOLERANCE, `OnnxUNet with labels: ${error}`);
+      await assert.rejects(onnx.forward(sample, 500), /OnnxUNet: the model is class-conditional/);
+      await onnx.release();
       model.dispose();
     });
   }
