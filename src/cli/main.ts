@@ -14,6 +14,7 @@ import { registerPrune } from "./prune.js";
 import { registerSample } from "./sample.js";
 import { registerTrain } from "./train.js";
 import { registerTrainClassifier } from "./train-classifier.js";
+import { registerTrainAutoencoder } from "./train-autoencoder.js";
 
 const EXIT_CODES = `
 Exit codes: 0 done; 1 the command failed (an unreadable input, options the command refuses, a run
@@ -36,6 +37,7 @@ registerTrain(program);
 registerSample(program);
 registerPlot(program);
 registerTrainClassifier(program);
+registerTrainAutoencoder(program);
 registerEval(program);
 registerPrune(program);
 registerCount(program);

@@ -10,6 +10,7 @@ import { Progress } from "./progress.js";
 interface TrainArgs {
   config?: string;
   model?: string;
+  autoencoder?: string;
   data: string;
   out: string;
   steps: number;
@@ -35,6 +36,7 @@ export function trainAction(args: TrainArgs): void {
   const result = finetune({
     model: args.model,
     config: args.config,
+    autoencoder: args.autoencoder,
     seed: args.seed,
     data: args.data,
     out: args.out,
@@ -92,7 +94,11 @@ export function registerTrain(program: Command): void {
       .option("--sample-every <n>", "steps between sample grids (0: off)", nonNegativeInt, 0)
       .option("--resume", "continue the run in --out from its checkpoint", false)
       .option("--json", 'print {"out", "model", "steps", "weights"} as JSON when done');
-    if (name === "train") cmd.option("--config <file>", "UNet2DModel config.json for a new model").option("--model <dir>", "start from this model folder");
+    if (name === "train")
+      cmd
+        .option("--config <file>", "UNet2DModel config.json for a new model")
+        .option("--autoencoder <dir>", "with --config: a latent pipeline, the new UNet trained on this autoencoder's latents (see train-autoencoder)")
+        .option("--model <dir>", "start from this model folder");
     else cmd.requiredOption("--model <dir>", "the model folder to fine-tune (a latent pipeline: its UNet, on the data's latents, cached in $DIFFPRUNE_CACHE)");
     cmd.action((args: TrainArgs) => trainAction(args));
   }

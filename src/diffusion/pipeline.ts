@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { OptionError, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
-import { AutoencoderKL, CONFIG_NAME, resolveModelFolder, resolveUNet2DConfig, UNet2DModel, VQModel } from "../models/index.js";
+import { AutoencoderKL, CONFIG_NAME, resolveComponentFolder, resolveModelFolder, resolveUNet2DConfig, UNet2DModel, VQModel } from "../models/index.js";
 import { DDPMScheduler, loadScheduler, type Scheduler } from "./schedulers/index.js";
 
 export interface ModelSource {
@@ -17,6 +17,11 @@ export interface ModelSource {
   model?: string | undefined;
   /** A UNet2DModel config.json instead (weights drawn at random from `seed`). */
   config?: string | undefined;
+  /**
+   * With `config`: an autoencoder folder (AutoencoderKL or VQModel, or a pipeline's vae/ or
+   * vqvae/) whose latents the new UNet denoises, making a latent pipeline.
+   */
+  autoencoder?: string | undefined;
   seed?: number;
 }
 
@@ -149,7 +154,11 @@ function layoutWithoutIndex(dir: string): PipelineLayout {
 export function loadPipeline(source: ModelSource, { latent = false }: LoadPipelineOptions = {}): Pipeline {
   if (Boolean(source.model) === Boolean(source.config))
     throw new OptionError((n) => `give either ${n("model")} DIR (a diffusers model folder) or ${n("config")} FILE (a config.json, weights drawn at random)`);
+  if (source.model && source.autoencoder)
+    throw new OptionError((n) => `${n("autoencoder")} makes a new latent pipeline with ${n("config")}; a model folder brings its own autoencoder (or none)`);
   if (source.model) return loadFolder(source.model, latent);
+  if (source.autoencoder && !latent)
+    throw new OptionError((n) => `${n("autoencoder")} makes a latent pipeline, whose UNet alone makes latents, not images; this reads models on pixels only`);
   const file = source.config!;
   let raw: Record<string, unknown>;
   try {
@@ -160,7 +169,26 @@ export function loadPipeline(source: ModelSource, { latent = false }: LoadPipeli
   }
   const config = resolveUNet2DConfig(raw, file);
   torch.manualSeed(source.seed ?? 0);
-  return { model: torch.noGrad(() => new UNet2DModel(config)).eval(), scheduler: new DDPMScheduler(), autoencoder: null, autoencoderSource: null };
+  const model = torch.noGrad(() => new UNet2DModel(config)).eval();
+  const scheduler = new DDPMScheduler();
+  if (!source.autoencoder) return { model, scheduler, autoencoder: null, autoencoderSource: null };
+  try {
+    const dir = resolveComponentFolder(source.autoencoder, ["vae", "vqvae"]);
+    const className = JSON.parse(readFileSync(join(dir, CONFIG_NAME), "utf8"))._class_name as unknown;
+    const autoencoder = className === "VQModel" ? VQModel.fromPretrained(dir) : AutoencoderKL.fromPretrained(dir);
+    const folder: AutoencoderFolder = className === "VQModel" ? "vqvae" : "vae";
+    try {
+      checkLatentShapes(file, model, autoencoder, dir);
+    } catch (err) {
+      autoencoder.dispose();
+      throw err;
+    }
+    return { model, scheduler, autoencoder, autoencoderSource: { folder, dir } };
+  } catch (err) {
+    model.dispose();
+    scheduler.dispose();
+    throw err;
+  }
 }
 
 function loadFolder(dir: string, latent: boolean): Pipeline {
@@ -181,7 +209,7 @@ function loadFolder(dir: string, latent: boolean): Pipeline {
     const aeDir = join(dir, ae.folder);
     const autoencoder = ae.className === "VQModel" ? VQModel.fromPretrained(aeDir) : AutoencoderKL.fromPretrained(aeDir);
     disposeAll.push(autoencoder);
-    checkLatentShapes(dir, model, autoencoder, ae.folder);
+    checkLatentShapes(`${dir}: unet/config.json`, model, autoencoder, `${ae.folder}/`);
     return { model, scheduler, autoencoder, autoencoderSource: { folder: ae.folder, dir: aeDir } };
   } catch (err) {
     for (const m of disposeAll) m.dispose();
@@ -189,14 +217,14 @@ function loadFolder(dir: string, latent: boolean): Pipeline {
   }
 }
 
-/** The UNet must take and predict the autoencoder's latents (an unconditional latent pipeline). */
-function checkLatentShapes(dir: string, model: UNet2DModel, ae: Autoencoder, folder: AutoencoderFolder): void {
+/** The UNet must take and predict the autoencoder's latents. */
+function checkLatentShapes(unetConfig: string, model: UNet2DModel, ae: Autoencoder, aeDir: string): void {
   const c = model.config;
   const z = ae.latentChannels;
   if (c.in_channels !== z || c.out_channels !== z)
     throw new PipelineError(
-      `${dir}: unet/config.json has in_channels ${c.in_channels} and out_channels ${c.out_channels}, but ${folder}/'s latents have ${z} channels; ` +
-        `diffprune reads unconditional latent pipelines, whose UNet denoises the latents as they are`,
+      `${unetConfig} has in_channels ${c.in_channels} and out_channels ${c.out_channels}, but the latents of ${aeDir} have ${z} channels; ` +
+        `the UNet of a latent pipeline takes and predicts the latents as they are`,
     );
 }
 

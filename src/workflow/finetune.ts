@@ -74,6 +74,7 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
     [
       { flag: "model", path: o.model },
       { flag: "config", path: o.config },
+      { flag: "autoencoder", path: o.autoencoder },
       { flag: "data", path: datasetPath(o.data) },
     ],
   );

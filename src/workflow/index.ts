@@ -7,3 +7,16 @@ export { runComparison, checkComparisonPaths, type ComparisonMetrics, type Compa
 export { comparisonPaths, PRETRAINED, SCRATCH, type ComparisonOptions, type ComparisonRow } from "./run-folder.js";
 export { writeComparisonReport } from "./comparison-report.js";
 export { latentDataset, latentCachePath, encoderHash, LatentDataset, LatentTrainer, type LatentDataOptions } from "./latent-data.js";
+export {
+  trainAutoencoder,
+  autoencoderLoss,
+  reconstructionMetrics,
+  latentScalingFactor,
+  writeReconstructionGrid,
+  AUTOENCODER_TRAIN_DEFAULTS,
+  RECONSTRUCTION,
+  type AutoencoderTrainOptions,
+  type TrainAutoencoderOptions,
+  type TrainAutoencoderResult,
+  type ReconstructionMetrics,
+} from "./train-autoencoder.js";
