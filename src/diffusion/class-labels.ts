@@ -84,3 +84,15 @@ export function cycledClassLabels(k: number, n: number): number[] {
   if (!Number.isSafeInteger(k) || k < 1) throw new RangeError(`cycledClassLabels: k must be a positive integer, got ${k}`);
   return Array.from({ length: n }, (_, i) => i % k);
 }
+
+/**
+ * The classes of `n` samples when none are chosen: a model with a class table
+ * (num_class_embeds) samples its classes in turn, 0..K-1, 0, ...; an unconditional model takes
+ * none (undefined). Other class-conditional models cannot be given a default and are refused.
+ */
+export function defaultClassLabels(c: ClassConditioning, n: number, source: string): number[] | undefined {
+  if (!isClassConditional(c)) return undefined;
+  if (c.class_embed_type != null || c.num_class_embeds == null)
+    throw new ClassLabelError(`${source}: the model is class-conditional (${conditioningName(c)}) with no class table to sample in turn; give its class labels`);
+  return cycledClassLabels(c.num_class_embeds, n);
+}

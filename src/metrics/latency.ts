@@ -42,10 +42,12 @@ export function measureLatency(model: UNet2DModel, options: LatencyOptions = {})
         torch.tidy(() => {
           const x = torch.randn([batchSize, c.in_channels, c.sample_size, c.sample_size]);
           const t = torch.full([batchSize], timestep, { dtype: "int64" });
+          // a class-conditional model's forward embeds its classes too: timed with them
+          const labels = model.exampleClassLabels(batchSize);
           const runsMs: number[] = [];
           for (let i = 0; i < warmup + repeats; i++) {
             const start = performance.now();
-            torch.tidy(() => model.forward(x, t).dispose());
+            torch.tidy(() => model.forward(x, t, labels).dispose());
             if (i >= warmup) runsMs.push(performance.now() - start);
           }
           return { batchSize, medianMs: median(runsMs), runsMs };

@@ -9,7 +9,7 @@ import * as torch from "../torch/index.js";
 import { encodePng, loadFile, makeGrid, OptionError, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
 import { checkOutputs, makeDirs } from "../io/paths.js";
 import { datasetPath, openDataset } from "../data/index.js";
-import { disposePipeline, generateImages, imageShape, loadPipeline, MODEL_INDEX, samplingScheduler, type Pipeline, type SkipType } from "../diffusion/index.js";
+import { defaultClassLabels, disposePipeline, generateImages, imageShape, loadPipeline, MODEL_INDEX, samplingScheduler, type Pipeline, type SkipType } from "../diffusion/index.js";
 import { criterionNamed, drawCalibration, saveCalibration } from "../pruning/index.js";
 import { bootstrapMean, ClassifierExtractor, compareSamples, evaluate, quantize8bit } from "../metrics/index.js";
 import { pruneModelFolder } from "./prune.js";
@@ -132,7 +132,10 @@ function finetuneMethod(o: ComparisonOptions, method: string, hooks: ComparisonH
   });
 }
 
-/** DDIM (eta 0) samples from the shared noise (a latent pipeline's decoded), as 8-bit images: samples.safetensors and grid.png. */
+/**
+ * DDIM (eta 0) samples from the shared noise (a latent pipeline's decoded; a class-conditional
+ * model's classes in turn), as 8-bit images: samples.safetensors and grid.png.
+ */
 function sample(o: ComparisonOptions, name: string, hooks: ComparisonHooks): void {
   const paths = comparisonPaths(o);
   const dir = paths.method(name);
@@ -141,7 +144,10 @@ function sample(o: ComparisonOptions, name: string, hooks: ComparisonHooks): voi
   const pipeline = loadPipeline({ model: paths.model(name) }, { latent: true });
   const noise = loadFile(paths.noise).get("noise")!;
   try {
+    // a class-conditional model samples its classes in turn, the same classes for every model
+    const classLabels = defaultClassLabels(pipeline.model.config, noise.shape[0]!, `sample ${name}`);
     const raw = generateImages(pipeline, samplingScheduler(pipeline.scheduler, "ddim"), noise, {
+      ...(classLabels ? { classLabels } : {}),
       numInferenceSteps: o.samplingSteps,
       eta: 0,
       skip: o.skip,

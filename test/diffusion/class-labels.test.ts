@@ -9,7 +9,7 @@ import * as torch from "../../src/torch/index.js";
 import type { Tensor } from "../../src/torch/index.js";
 import { Uint8ImageDataset } from "../../src/data/index.js";
 import { UNet2DModel, type UNet2DConfig } from "../../src/models/index.js";
-import { DDIMScheduler, DDPMScheduler, generate, generateAsync, Trainer, type AsyncDenoiser, type TrainOptions } from "../../src/diffusion/index.js";
+import { DDIMScheduler, DDPMScheduler, defaultClassLabels, generate, generateAsync, Trainer, type AsyncDenoiser, type TrainOptions } from "../../src/diffusion/index.js";
 import type { Embedding } from "../../src/nn/index.js";
 import { fixture, scratchDir } from "../helpers/fixtures.js";
 
@@ -187,5 +187,13 @@ describe("sampling a class-conditional UNet", () => {
     scheduler.dispose();
     conditional.dispose();
     plain.dispose();
+  });
+});
+
+describe("defaultClassLabels", () => {
+  test("a class table's classes in turn; none for an unconditional model; refused where there is no table", () => {
+    assert.deepEqual(defaultClassLabels({ num_class_embeds: 3 }, 7, "x"), [0, 1, 2, 0, 1, 2, 0]);
+    assert.equal(defaultClassLabels({}, 4, "x"), undefined);
+    assert.throws(() => defaultClassLabels({ class_embed_type: "timestep" }, 4, "sample m"), /^ClassLabelError: sample m: the model is class-conditional \(class_embed_type "timestep"\) with no class table/);
   });
 });

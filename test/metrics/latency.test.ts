@@ -1,7 +1,9 @@
 // Latency: the median of timed runs after warm-up, per batch size.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { UNet2DModel } from "../../src/models/index.js";
+import { readFileSync } from "node:fs";
+import * as torch from "../../src/torch/index.js";
+import { UNet2DModel, type UNet2DConfig } from "../../src/models/index.js";
 import { measureLatency, median } from "../../src/metrics/index.js";
 import { fixture } from "../helpers/fixtures.js";
 
@@ -17,6 +19,15 @@ describe("measureLatency", () => {
       assert.ok(r.medianMs > 0);
     }
     assert.equal(model.training, true);
+    model.dispose();
+  });
+
+  test("a class-conditional model is timed with its class embedding (a forward without labels would be refused)", () => {
+    const config = JSON.parse(readFileSync(fixture("unet-tiny", "config.json"), "utf8")) as UNet2DConfig;
+    const model = new UNet2DModel({ ...config, num_class_embeds: 3 });
+    assert.throws(() => model.forward(torch.zeros([1, config.in_channels, config.sample_size, config.sample_size]), 0), /class/);
+    const [r] = measureLatency(model, { batchSizes: [2], warmup: 0, repeats: 1 });
+    assert.ok(r!.medianMs > 0);
     model.dispose();
   });
 
