@@ -16,10 +16,12 @@
         "native/math.cc",
         "native/nn.cc",
         "native/autograd.cc",
-        "native/optim.cc"
+        "native/optim.cc",
+        "native/distributed.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      # USE_C10D_GLOO: c10d's headers declare ProcessGroupGloo only with it (distributed.cc).
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "USE_C10D_GLOO"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
@@ -29,7 +31,7 @@
           "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
         }, {
           "include_dirs": ["<(torch_dir)/include", "<(torch_dir)/include/torch/csrc/api/include"],
-          "defines": ["DIFFPRUNE_CUDA"],
+          "defines": ["DIFFPRUNE_CUDA", "USE_C10D_NCCL"],
           "libraries": ["-L<(torch_dir)/lib", "-Wl,-rpath,<(torch_dir)/lib",
                         "-ltorch", "-ltorch_cpu", "-lc10", "-ltorch_cuda", "-lc10_cuda"]
         }]

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 log() { echo "setup: $*" >&2; }
 
-# System packages: libtorch (the engine), OpenBLAS (libtorch's matmul is ~25x slower on the
-# reference BLAS), Fashion-MNIST (the embedded dataset), and what node-gyp needs to build.
-packages="libtorch-dev libopenblas0-pthread dataset-fashion-mnist g++ make python3 chromium"
+# System packages: libtorch (the engine), Gloo's headers (c10d's ProcessGroupGloo, which
+# torch.distributed runs on), OpenBLAS (libtorch's matmul is ~25x slower on the reference BLAS),
+# Fashion-MNIST (the embedded dataset), and what node-gyp needs to build.
+packages="libtorch-dev libgloo-dev libopenblas0-pthread dataset-fashion-mnist g++ make python3 chromium"
 missing=""
 for pkg in $packages; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

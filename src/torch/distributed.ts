@@ -1,0 +1,202 @@
+// torch.distributed: one process group per process over libtorch's c10d (a TCPStore rendezvous,
+// Gloo on CPU, NCCL on a CUDA build), with PyTorch's names and torchrun's environment variables.
+// Collectives block until every rank has taken part, or fail with a DistributedError after the
+// group's timeout (at once when a peer's connection closes): nothing waits forever.
+import { availableParallelism } from "node:os";
+import { native, type Handle } from "./native.js";
+import { Tensor } from "./tensor.js";
+
+export type Backend = "gloo" | "nccl";
+export type ReduceOp = "sum" | "avg";
+
+/** PyTorch's default process-group timeout (30 minutes). */
+export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
+/** DDP's default bucket size (bucket_cap_mb = 25). */
+export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
+
+interface DistNative {
+  distInit(backend: string, host: string, port: number, rank: number, worldSize: number, timeoutMs: number): void;
+  distDestroy(): boolean;
+  distIsInitialized(): boolean;
+  distAllReduce(ts: Handle[], op: string, bucketBytes: number): void;
+  distBroadcast(ts: Handle[], src: number, bucketBytes: number): void;
+  distAllGather(t: Handle): Handle[];
+  distBarrier(): void;
+}
+const dist = native as unknown as DistNative;
+
+/** A rendezvous or a collective that failed: a peer died, a timeout passed, an address was wrong. */
+export class DistributedError extends Error {
+  override name = "DistributedError";
+}
+
+export interface InitOptions {
+  backend?: Backend;
+  rank: number;
+  worldSize: number;
+  /** Rank 0's address, where its TCPStore listens (default 127.0.0.1). */
+  masterAddr?: string;
+  /** The TCPStore's port (default 29500, torchrun's). */
+  masterPort?: number;
+  /** Milliseconds any rendezvous or collective may wait (default 30 minutes). */
+  timeout?: number;
+}
+
+interface GroupState {
+  backend: Backend;
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  timeout: number;
+}
+
+let state: GroupState | null = null;
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+const nativeMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split("\n")[0]!.replace(/^dist\w+: /, "");
+
+/**
+ * Joins the default process group: rank 0 serves a TCPStore at masterAddr:masterPort, every rank
+ * connects to it, and returns once all `worldSize` ranks have (torch.distributed.init_process_group).
+ */
+export function initProcessGroup(o: InitOptions): void {
+  const s: GroupState = {
+    backend: o.backend ?? "gloo",
+    rank: o.rank,
+    worldSize: o.worldSize,
+    masterAddr: o.masterAddr ?? "127.0.0.1",
+    masterPort: o.masterPort ?? 29500,
+    timeout: o.timeout ?? DEFAULT_TIMEOUT_MS,
+  };
+  if (s.backend !== "gloo" && s.backend !== "nccl") throw new RangeError(`initProcessGroup: backend must be "gloo" or "nccl", got ${JSON.stringify(s.backend)}`);
+  if (!Number.isSafeInteger(s.worldSize) || s.worldSize < 1) throw new RangeError(`initProcessGroup: worldSize must be a positive integer, got ${s.worldSize}`);
+  if (!Number.isSafeInteger(s.rank) || s.rank < 0 || s.rank >= s.worldSize) throw new RangeError(`initProcessGroup: rank must be an integer in 0..${s.worldSize - 1}, got ${s.rank}`);
+  if (!Number.isSafeInteger(s.masterPort) || s.masterPort < 1 || s.masterPort > 65535) throw new RangeError(`initProcessGroup: masterPort must be in 1..65535, got ${s.masterPort}`);
+  if (!Number.isSafeInteger(s.timeout) || s.timeout < 1) throw new RangeError(`initProcessGroup: timeout must be a positive number of milliseconds, got ${s.timeout}`);
+  if (state) throw new DistributedError("initProcessGroup: the default process group is already initialized; call destroyProcessGroup() first");
+  try {
+    dist.distInit(s.backend, s.masterAddr, s.masterPort, s.rank, s.worldSize, s.timeout);
+  } catch (err) {
+    const where = `${s.masterAddr}:${s.masterPort}`;
+    const check =
+      s.rank === 0
+        ? `check that ${where} is this machine's address and the port is free, and that all ${s.worldSize} processes start (WORLD_SIZE)`
+        : `check that rank 0 runs and listens at ${where} (MASTER_ADDR, MASTER_PORT), that the port is reachable from here, and that all ${s.worldSize} processes start (WORLD_SIZE)`;
+    throw new DistributedError(`initProcessGroup: rank ${s.rank} of ${s.worldSize} could not join the group at ${where} within ${seconds(s.timeout)} (${nativeMessage(err)}); ${check}`);
+  }
+  state = s;
+}
+
+/** Leaves the default group (torch.distributed.destroy_process_group); a no-op when there is none. */
+export function destroyProcessGroup(): void {
+  dist.distDestroy();
+  state = null;
+}
+
+export const isInitialized = (): boolean => state !== null;
+
+function group(op: string): GroupState {
+  if (!state) throw new DistributedError(`${op}: the default process group is not initialized; call initProcessGroup() or initFromEnv() first`);
+  return state;
+}
+
+export const getRank = (): number => group("getRank").rank;
+export const getWorldSize = (): number => group("getWorldSize").worldSize;
+export const getBackend = (): Backend => group("getBackend").backend;
+
+/** Runs one collective, its failure turned into a DistributedError saying what to check. */
+function collective<T>(op: string, fn: () => T): T {
+  const s = group(op);
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof TypeError) throw err;
+    throw new DistributedError(
+      `${op} failed on rank ${s.rank} of ${s.worldSize} (${nativeMessage(err)}): another process of the group has probably exited or been killed, ` +
+        `or did not reach this ${op} within the timeout (${seconds(s.timeout)}); see that process's own error`,
+    );
+  }
+}
+
+const handles = (ts: readonly Tensor[]): Handle[] => ts.map((t) => t.handle);
+
+export interface BucketOptions {
+  /** Bytes per flat buffer (default 25 MiB, DDP's bucket_cap_mb). */
+  bucketBytes?: number;
+}
+
+/**
+ * Reduces `tensors` across all ranks, in place: the sum, or with "avg" the mean. The tensors
+ * travel in flat buffers of up to `bucketBytes` each (per dtype and device), all in flight at once.
+ */
+export function allReduce(tensors: readonly Tensor[], op: ReduceOp = "sum", { bucketBytes = DEFAULT_BUCKET_BYTES }: BucketOptions = {}): void {
+  if (op !== "sum" && op !== "avg") throw new RangeError(`allReduce: op must be "sum" or "avg", got ${JSON.stringify(op)}`);
+  collective("allReduce", () => dist.distAllReduce(handles(tensors), op, bucketBytes));
+}
+
+/** Copies rank `src`'s values of `tensors` into every rank's, in place (in flat buckets). */
+export function broadcast(tensors: readonly Tensor[], src = 0, { bucketBytes = DEFAULT_BUCKET_BYTES }: BucketOptions = {}): void {
+  collective("broadcast", () => dist.distBroadcast(handles(tensors), src, bucketBytes));
+}
+
+/** Every rank's `tensor` (same shape and dtype on all), in rank order. */
+export function allGather(tensor: Tensor): Tensor[] {
+  return collective("allGather", () => dist.distAllGather(tensor.handle)).map((h) => new Tensor(h));
+}
+
+/** Returns when every rank has called barrier(). */
+export function barrier(): void {
+  collective("barrier", () => dist.distBarrier());
+}
+
+/** What torchrun (and srun through its wrapper, or a Kubernetes job) tells a worker. */
+export interface EnvRendezvous {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  localWorldSize: number;
+  masterAddr: string;
+  masterPort: number;
+}
+
+/**
+ * The rendezvous that torchrun's environment variables describe (MASTER_ADDR, MASTER_PORT,
+ * WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE), or null when WORLD_SIZE is unset.
+ */
+export function envRendezvous(env: NodeJS.ProcessEnv = process.env): EnvRendezvous | null {
+  if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === "") return null;
+  const int = (name: string, fallback?: number): number => {
+    const text = env[name];
+    if (text === undefined || text === "") {
+      if (fallback !== undefined) return fallback;
+      throw new DistributedError(`WORLD_SIZE is set (${env.WORLD_SIZE}) but ${name} is not: a worker needs MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK, as torchrun sets them`);
+    }
+    if (!/^\d+$/.test(text)) throw new DistributedError(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
+    return Number(text);
+  };
+  const worldSize = int("WORLD_SIZE");
+  const rank = int("RANK");
+  const localRank = int("LOCAL_RANK", rank);
+  const localWorldSize = int("LOCAL_WORLD_SIZE", worldSize);
+  if (worldSize < 1 || rank >= worldSize) throw new DistributedError(`RANK (${rank}) must be below WORLD_SIZE (${worldSize})`);
+  const masterAddr = env.MASTER_ADDR;
+  if (!masterAddr) throw new DistributedError(`WORLD_SIZE is set (${worldSize}) but MASTER_ADDR is not: set it to rank 0's address`);
+  return { rank, worldSize, localRank, localWorldSize, masterAddr, masterPort: int("MASTER_PORT") };
+}
+
+/** The intra-op threads a worker gets by default: this machine's cores shared among its local workers. */
+export const threadsPerWorker = (localWorldSize: number): number => Math.max(1, Math.floor(availableParallelism() / Math.max(1, localWorldSize)));
+
+/**
+ * Joins the group torchrun's variables describe (init_process_group's env://); false, doing
+ * nothing, when WORLD_SIZE is unset. Without DIFFPRUNE_NUM_THREADS, the worker takes its share
+ * of the cores (cores / LOCAL_WORLD_SIZE).
+ */
+export function initFromEnv(o: { backend?: Backend; timeout?: number } = {}, env: NodeJS.ProcessEnv = process.env): boolean {
+  const r = envRendezvous(env);
+  if (!r) return false;
+  if (!env.DIFFPRUNE_NUM_THREADS) native.setNumThreads(threadsPerWorker(r.localWorldSize));
+  initProcessGroup({ ...o, rank: r.rank, worldSize: r.worldSize, masterAddr: r.masterAddr, masterPort: r.masterPort });
+  return true;
+}
