@@ -17,6 +17,10 @@
 #include <map>
 #include <memory>
 
+#include <csignal>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 using namespace dp;
 
 namespace {
@@ -240,7 +244,17 @@ DP_FN(distBarrier) {
   return info.Env().Undefined();
 }
 
+// distExitWithParent(ppid): SIGTERM for this process when its parent (a launcher) dies, so that
+// a worker busy in a long computation does not outlive it (Linux's parent-death signal).
+DP_FN(distExitWithParent) {
+  const int64_t ppid = IntArg(info, 0);
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) throw std::runtime_error("prctl(PR_SET_PDEATHSIG) failed");
+  if (getppid() != static_cast<pid_t>(ppid)) raise(SIGTERM);  // it died before the call
+  return info.Env().Undefined();
+}
+
 Register reg({
+    {"distExitWithParent", distExitWithParent},
     {"distInit", distInit},
     {"distDestroy", distDestroy},
     {"distIsInitialized", distIsInitialized},

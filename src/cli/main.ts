@@ -52,8 +52,11 @@ function oneLine(err: unknown): string {
   return lines.slice(0, end < 0 ? undefined : end).filter((l) => l !== "").join(" ");
 }
 
+/** A worker of a group names its rank, since every worker's errors reach the same terminal. */
+const who = Number(process.env.WORLD_SIZE) > 1 && process.env.RANK !== undefined ? ` (rank ${process.env.RANK})` : "";
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2); // commander printed it
-  console.error(`diffprune: ${oneLine(err)}`);
+  console.error(`diffprune${who}: ${oneLine(err)}`);
   process.exit(1);
 });

@@ -5,9 +5,10 @@ import type { Command } from "commander";
 import { TRAIN_DEFAULTS } from "../diffusion/index.js";
 import { finetune } from "../workflow/index.js";
 import { fraction, learningRate, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from "./args.js";
+import { addLaunchOptions, isMainProcess, runLaunched, type LaunchArgs } from "./launch.js";
 import { Progress } from "./progress.js";
 
-interface TrainArgs {
+interface TrainArgs extends LaunchArgs {
   config?: string;
   model?: string;
   autoencoder?: string;
@@ -30,7 +31,15 @@ interface TrainArgs {
   json?: boolean;
 }
 
+/** What train_config.json records of the command line: how the run was launched is not part of it. */
+function recorded(args: TrainArgs): Record<string, unknown> {
+  const { json, nprocPerNode, nnodes, nodeRank, masterAddr, masterPort, distTimeout, distBackend, ...rest } = args;
+  return rest;
+}
+
 export function trainAction(args: TrainArgs): void {
+  // rank 0 alone reports; the others train quietly (their errors still reach stderr)
+  const main = isMainProcess();
   let progress: Progress | null = null;
   let encoding: Progress | null = null;
   const result = finetune({
@@ -42,7 +51,7 @@ export function trainAction(args: TrainArgs): void {
     out: args.out,
     dropout: args.dropout,
     resume: args.resume,
-    record: { ...args, json: undefined },
+    record: recorded(args),
     train: {
       steps: args.steps,
       batchSize: args.batchSize,
@@ -57,17 +66,20 @@ export function trainAction(args: TrainArgs): void {
       checkpointSeconds: args.checkpointSeconds,
       sampleEvery: args.sampleEvery,
     },
-    onResume: (step) => console.error(`resuming ${args.out} at step ${step}`),
+    onResume: (step) => main && console.error(`resuming ${args.out} at step ${step}`),
     onStep: (info, total) => {
+      if (!main) return;
       progress ??= new Progress("train", total, info.step - 1, "it");
       progress.update(info.step, `loss ${info.loss.toFixed(4)} lr ${info.lr.toExponential(2)}`);
     },
-    onEvent: (message) => (progress ? progress.note(message) : console.error(message)),
+    onEvent: (message) => main && (progress ? progress.note(message) : console.error(message)),
     onEncode: (done, total) => {
+      if (!main) return;
       encoding ??= new Progress("encode latents", total, 0, "img");
       encoding.update(done);
     },
   });
+  if (!main) return;
   if (args.json) console.log(JSON.stringify({ out: args.out, model: result.modelDir, steps: result.steps, weights: result.ema ? "ema" : "final" }));
   else console.log(`trained ${result.steps} steps; model (${result.ema ? "EMA weights" : "final weights"}) in ${result.modelDir}`);
 }
@@ -80,7 +92,7 @@ export function registerTrain(program: Command): void {
       .requiredOption("--data <spec>", "dataset: fashion-mnist, fashion-mnist:test, folder:<path>, cifar10:<dir>")
       .requiredOption("--out <dir>", "run folder (checkpoint, log, samples, model/)")
       .option("--steps <n>", "optimisation steps", positiveInt, TRAIN_DEFAULTS.steps)
-      .option("--batch-size <n>", "images per step", positiveInt, TRAIN_DEFAULTS.batchSize)
+      .option("--batch-size <n>", "images per step (the global batch: with several processes, each takes an equal share)", positiveInt, TRAIN_DEFAULTS.batchSize)
       .option("--lr <x>", "peak learning rate, in (0, 1]", learningRate(), TRAIN_DEFAULTS.lr)
       .option("--warmup <n>", "linear warm-up steps", nonNegativeInt, TRAIN_DEFAULTS.warmupSteps)
       .option("--lr-schedule <s>", "after warm-up: constant or cosine", oneOf("constant", "cosine"), TRAIN_DEFAULTS.lrSchedule)
@@ -100,6 +112,7 @@ export function registerTrain(program: Command): void {
         .option("--autoencoder <dir>", "with --config: a latent pipeline, the new UNet trained on this autoencoder's latents (see train-autoencoder)")
         .option("--model <dir>", "start from this model folder");
     else cmd.requiredOption("--model <dir>", "the model folder to fine-tune (a latent pipeline: its UNet, on the data's latents, cached in $DIFFPRUNE_CACHE)");
-    cmd.action((args: TrainArgs) => trainAction(args));
+    addLaunchOptions(cmd);
+    cmd.action((args: TrainArgs) => runLaunched(args, () => trainAction(args)));
   }
 }

@@ -3,6 +3,7 @@
 // with the same result (the random draws of step k depend only on (seed, k), and the data
 // order only on (seed, epoch)). A run that diverges stops at the step where it does, before
 // any non-finite weights are saved. A class-conditional model trains on the dataset's labels.
+// In a torch.distributed group the trainer is data-parallel with DDP's semantics (see ddp()).
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
@@ -90,6 +91,8 @@ export class Trainer {
   #lossWindow: number[] = [];
   /** The step of the checkpoint on disk, written or resumed from by this trainer. */
   #checkpointStep: number | null = null;
+  /** This process's place in the data-parallel group; null when it trains alone. */
+  readonly #ddp: DataParallel | null;
 
   constructor(model: UNet2DModel, scheduler: Scheduler, dataset: ImageDataset, outDir: string, options: Partial<TrainOptions> = {}) {
     this.model = model;
@@ -104,6 +107,7 @@ export class Trainer {
     const c = model.config;
     if (dataset.channels !== c.in_channels || dataset.height !== c.sample_size || dataset.width !== c.sample_size)
       throw new Error(`train: the data is ${dataset.channels}x${dataset.height}x${dataset.width} but the model takes ${c.in_channels}x${c.sample_size}x${c.sample_size}`);
+    this.#ddp = dataParallel(o.batchSize);
     const classes = trainingClasses(model, dataset);
     this.#sampleLabels = classes === undefined ? undefined : cycledClassLabels(classes, o.numSamples);
     this.loader = new DataLoader(dataset, { batchSize: o.batchSize, seed: o.seed, dropLast: true, flipProbability: o.flip ? 0.5 : 0 });
@@ -112,7 +116,12 @@ export class Trainer {
     this.ema = o.ema ? new EMA(this.#params, { maxDecay: o.emaMaxDecay, invGamma: o.emaInvGamma, power: o.emaPower }) : null;
     torch.manualSeed(o.seed);
     this.#sampleNoise = torch.keep(torch.randn([o.numSamples, c.in_channels, c.sample_size, c.sample_size]));
-    mkdirSync(join(outDir, "samples"), { recursive: true });
+    if (this.writes) mkdirSync(join(outDir, "samples"), { recursive: true });
+  }
+
+  /** Whether this process writes the run's files: it trains alone, or is rank 0 of its group. */
+  get writes(): boolean {
+    return this.#ddp === null || this.#ddp.rank === 0;
   }
 
   get checkpointPath(): string {
@@ -137,17 +146,31 @@ export class Trainer {
     try {
       const { loss, gradNorm } = torch.tidy(() => {
         const batch = this.loader.batch(epoch, position);
-        const x0 = batch.images;
-        const noise = torch.randnLike(x0);
-        const t = torch.randint(0, this.scheduler.numTrainTimesteps, [x0.shape[0]!]);
+        let x0 = batch.images;
+        let noise = torch.randnLike(x0);
+        let t = torch.randint(0, this.scheduler.numTrainTimesteps, [x0.shape[0]!]);
         // labels draw nothing: the noise and timesteps of a step are those of an unconditional run
         const c = this.model.config;
-        const labels = isClassConditional(c) ? classLabelTensor(c, batch.labels, x0.shape[0]!, "train", x0.device) : undefined;
+        let labels = isClassConditional(c) ? classLabelTensor(c, batch.labels, x0.shape[0]!, "train", x0.device) : undefined;
+        const ddp = this.#ddp;
+        if (ddp) {
+          // the draws were those of the whole global batch; this rank takes its rows
+          const shard = (x: Tensor) => x.narrow(0, ddp.rank * ddp.shard, ddp.shard);
+          [x0, noise, t] = [shard(x0), shard(noise), shard(t)];
+          if (labels) labels = shard(labels);
+        }
         const l = denoisingLoss(this.model, this.scheduler, x0, noise, t, labels);
         l.backward();
+        let lossValue = l.detach();
+        if (ddp) {
+          // the global batch's mean gradient and loss: equal shards, so the mean of the ranks' means
+          lossValue = lossValue.reshape([1]);
+          const grads = this.#params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+          torch.distributed.allReduce([...grads, lossValue], "avg");
+        }
         const norm = o.gradClip > 0 ? torch.clipGradNorm(this.#params, o.gradClip) : NaN;
         // Checked before the update, which a NaN loss or gradient would spread to every weight.
-        const loss = l.item();
+        const loss = lossValue.item();
         if (!Number.isFinite(loss)) throw this.#diverged(`the loss is ${loss}`, lr);
         if (o.gradClip > 0 && !Number.isFinite(norm)) throw this.#diverged(`the gradient norm is ${norm}`, lr);
         this.optimizer.lr = lr;
@@ -170,13 +193,17 @@ export class Trainer {
   run(hooks: TrainHooks = {}): void {
     const o = this.options;
     const log = this.logPath;
-    const torn = trimRunLog(log, this.step);
-    if (torn) hooks.onEvent?.(torn);
+    if (this.writes) {
+      const torn = trimRunLog(log, this.step);
+      if (torn) hooks.onEvent?.(torn);
+    }
+    this.#broadcastState();
     let lastSave = this.clock();
     while (this.step < o.steps) {
       const info = this.trainStep();
       hooks.onStep?.(info);
       this.#lossWindow.push(info.loss);
+      if (!this.writes) continue; // rank 0 alone logs, samples and checkpoints
       if (this.step % o.logEvery === 0 || this.step === o.steps) {
         const loss = this.#lossWindow.reduce((a, b) => a + b, 0) / this.#lossWindow.length;
         appendLogEntry(log, { step: this.step, loss, lr: info.lr, grad_norm: info.gradNorm, time: new Date().toISOString() });
@@ -285,6 +312,23 @@ export class Trainer {
     }
   }
 
+  /**
+   * DDP's start: every rank takes rank 0's weights, EMA, optimizer moments and counters (a
+   * fresh model's, or those of the checkpoint rank 0 resumed from, whatever world size wrote it).
+   */
+  #broadcastState(): void {
+    if (!this.#ddp) return;
+    const tensors = [...this.model.stateDict().values(), ...(this.ema?.shadow ?? []), ...this.optimizer.stateDict().values()];
+    const counters = torch.tensor([this.step, this.ema?.optimizationStep ?? 0, this.optimizer.stepCount], { dtype: "float64" });
+    try {
+      torch.distributed.broadcast([...tensors, counters], 0);
+      [this.step, this.optimizer.stepCount] = [counters.toArray()[0]!, counters.toArray()[2]!];
+      if (this.ema) this.ema.optimizationStep = counters.toArray()[1]!;
+    } finally {
+      counters.dispose();
+    }
+  }
+
   dispose(): void {
     this.optimizer.dispose();
     this.ema?.dispose();
@@ -322,6 +366,28 @@ function trainingClasses(model: UNet2DModel, dataset: ImageDataset): number | un
   checkClassLabels(c, dataset.labels, `train: ${name}`);
   if (c.class_embed_type == null && c.num_class_embeds != null) return c.num_class_embeds;
   return dataset.classes?.length ?? dataset.labels.reduce((max, l) => Math.max(max, l), 0) + 1;
+}
+
+interface DataParallel {
+  rank: number;
+  worldSize: number;
+  /** Images per rank of each global batch. */
+  shard: number;
+}
+
+/**
+ * This process's share of a global batch of `batchSize` when a torch.distributed group is
+ * initialized (DistributedSampler's equal shards), else null.
+ */
+function dataParallel(batchSize: number): DataParallel | null {
+  const dist = torch.distributed;
+  if (!dist.isInitialized() || dist.getWorldSize() === 1) return null;
+  const worldSize = dist.getWorldSize();
+  if (batchSize % worldSize !== 0)
+    throw new OptionError(
+      (n) => `the batch size ${batchSize} is not divisible by the ${worldSize} processes: ${n("batchSize")} is the global batch, split equally among them; give a multiple of ${worldSize}`,
+    );
+  return { rank: dist.getRank(), worldSize, shard: batchSize / worldSize };
 }
 
 /** The index of the first tensor holding a NaN or an infinity, or -1; one sync for the lot. */

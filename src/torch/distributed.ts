@@ -22,6 +22,7 @@ interface DistNative {
   distBroadcast(ts: Handle[], src: number, bucketBytes: number): void;
   distAllGather(t: Handle): Handle[];
   distBarrier(): void;
+  distExitWithParent(ppid: number): void;
 }
 const dist = native as unknown as DistNative;
 
@@ -199,4 +200,12 @@ export function initFromEnv(o: { backend?: Backend; timeout?: number } = {}, env
   if (!env.DIFFPRUNE_NUM_THREADS) native.setNumThreads(threadsPerWorker(r.localWorldSize));
   initProcessGroup({ ...o, rank: r.rank, worldSize: r.worldSize, masterAddr: r.masterAddr, masterPort: r.masterPort });
   return true;
+}
+
+/**
+ * Linux: this process receives SIGTERM when its parent `ppid` (the launcher that started it)
+ * dies, even while a computation blocks its event loop; at once when it is already gone.
+ */
+export function exitWithParent(ppid: number): void {
+  if (process.platform === "linux") dist.distExitWithParent(ppid);
 }

@@ -2,9 +2,11 @@
 // run checkpoints as it goes and resumes from its checkpoint; when done, its model/ folder holds
 // the final (EMA) weights and the scheduler, loadable like any model folder. A latent pipeline's
 // UNet trains on its autoencoder's latents of the data (encoded once, cached), and model/ is a
-// pipeline folder again, the autoencoder copied unchanged.
+// pipeline folder again, the autoencoder copied unchanged. In a torch.distributed group every
+// rank trains its shard of each batch and rank 0 alone writes the run folder.
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import * as torch from "../torch/index.js";
 import { OptionError, writeJsonAtomic } from "../io/index.js";
 import { checkOutputs, makeDirs, writeFolderAtomic } from "../io/paths.js";
 import { Dropout } from "../nn/index.js";
@@ -98,8 +100,9 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
     data.dispose();
   };
   let trainer: Trainer;
+  const writes = !torch.distributed.isInitialized() || torch.distributed.getRank() === 0;
   // A run that fails before its first step leaves no folder behind (one that trained is resumable).
-  const created = makeDirs(o.out);
+  const created = writes ? makeDirs(o.out) : [];
   try {
     trainer = autoencoder ? new LatentTrainer(model, autoencoder, scheduler, dataset, o.out, o.train ?? {}) : new Trainer(model, scheduler, dataset, o.out, o.train ?? {});
     if (o.resume && existsSync(checkpoint)) {
@@ -107,7 +110,8 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
       o.onResume?.(trainer.step);
     }
     const latent = autoencoder && pipeline.autoencoderSource ? { autoencoder: { class_name: autoencoder.config._class_name, folder: pipeline.autoencoderSource.folder }, latent_cache: latentCache } : {};
-    writeJsonAtomic(join(o.out, RUN_CONFIG), { ...o.record, ...trainer.options, model_config: c, params: model.numParameters(), ...latent });
+    const world = torch.distributed.isInitialized() ? { world_size: torch.distributed.getWorldSize() } : {};
+    if (writes) writeJsonAtomic(join(o.out, RUN_CONFIG), { ...o.record, ...trainer.options, model_config: c, params: model.numParameters(), ...latent, ...world });
   } catch (err) {
     if (created.length > 0) rmSync(created[0]!, { recursive: true, force: true });
     disposeAll();
@@ -120,7 +124,9 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
       ...(o.onEvent ? { onEvent: o.onEvent } : {}),
     });
     const modelDir = runModelDir(o.out);
-    writeFolderAtomic(modelDir, (dir) => savePipeline(dir, pipeline, (unetDir) => withWeights(model, trainer.finalWeights(), () => model.savePretrained(unetDir))));
+    if (writes) writeFolderAtomic(modelDir, (dir) => savePipeline(dir, pipeline, (unetDir) => withWeights(model, trainer.finalWeights(), () => model.savePretrained(unetDir))));
+    // every rank returns once model/ is written (a rank 0 that failed there fails them too)
+    if (torch.distributed.isInitialized()) torch.distributed.barrier();
     return { modelDir, steps: trainer.step, ema: trainer.options.ema };
   } finally {
     trainer.dispose();
