@@ -1,12 +1,18 @@
 // `diffprune eval`: the numbers a pruned model is judged by (size, FID, SSIM/MSE against the
 // reference on shared initial noise, latency and speed-up), written to metrics.json and printed.
+// With several processes, each samples its share of the noise (model and reference), and rank 0
+// gathers them and alone computes the metrics (FID and SSIM once, latency undisturbed).
 import type { Command } from "commander";
+import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../io/index.js";
 import { checkInputFiles, checkOutputs, writeFileMakingDirs } from "../io/paths.js";
 import { datasetPath, openDataset } from "../data/index.js";
 import { UNet2DModel } from "../models/index.js";
-import { initialNoise, loadPipeline, SKIP_TYPES, type SkipType } from "../diffusion/index.js";
-import { ClassifierExtractor, evaluate, InceptionExtractor, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
+import type { Tensor } from "../torch/index.js";
+import { generate, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type Scheduler, type SkipType } from "../diffusion/index.js";
+import { ClassifierExtractor, evaluate, InceptionExtractor, quantize8bit, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
+import { gatherRows, inGroup, shardRows, writesOutputs } from "../workflow/distributed.js";
+import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
 import { defaultClassifierDir } from "../metrics/extractors/classifier.js";
 import { nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
@@ -67,6 +73,19 @@ export function formatReport(r: EvalReport): string {
   return rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(c === 3 ? 0 : widths[c]!))).join("  ").trimEnd()).join("\n");
 }
 
+/**
+ * `model`'s samples from `noise` as evaluate makes them (DDIM, eta 0, 8-bit), this rank making
+ * its share; every rank gets them all.
+ */
+function sampleShared(model: UNet2DModel, scheduler: Scheduler, noise: Tensor, args: EvalArgs, onStep: (done: number, total: number) => void): Tensor {
+  const raw = generate(model, samplingScheduler(scheduler, "ddim"), shardRows(noise), { numInferenceSteps: args.steps, eta: 0, skip: args.skip, batchSize: args.batchSize, onStep });
+  const mine = quantize8bit(raw);
+  raw.dispose();
+  const all = gatherRows(mine, noise.shape[0]!);
+  mine.dispose();
+  return all;
+}
+
 export function evalAction(args: EvalArgs): void {
   if (args.ssim && !args.reference) throw new Error("--ssim compares the model's samples with the reference's: give --reference DIR");
   checkOutputs(
@@ -103,24 +122,46 @@ export function evalAction(args: EvalArgs): void {
   if (want.fid && noise && noise.shape[0]! < 2) throw new Error("--fid needs at least 2 samples (--num); FID is biased at small N, 1000 or more is usual");
 
   const bars = new Map<string, Progress>();
+  const main = writesOutputs();
+  const progress = (stage: string, done: number, total: number) => {
+    if (!main) return;
+    let bar = bars.get(stage);
+    if (!bar) bars.set(stage, (bar = new Progress(stage, total)));
+    bar.total = total;
+    bar.update(done);
+  };
+  let shared: { model: Tensor; reference: Tensor | null } | null = null;
+  if (inGroup() && noise) {
+    if (noise.shape[0]! < torch.distributed.getWorldSize())
+      throw new Error(`${noise.shape[0]} samples cannot be shared among ${torch.distributed.getWorldSize()} processes: ask for at least as many (--num) as processes`);
+    shared = {
+      model: sampleShared(model, scheduler, noise, args, (d, t) => progress("sample model", d, t)),
+      reference: reference ? sampleShared(reference, scheduler, noise, args, (d, t) => progress("sample reference", d, t)) : null,
+    };
+    if (!main) {
+      torch.dispose([shared.model, ...(shared.reference ? [shared.reference] : []), noise]);
+      model.dispose();
+      reference?.dispose();
+      return;
+    }
+  }
   const report = evaluate({
     model,
     reference,
     scheduler,
-    ...(noise ? { noise } : {}),
+    ...(shared ? { samples: shared } : noise ? { noise } : {}),
     steps: args.steps,
     skip: args.skip,
     batchSize: args.batchSize,
     fid: extractor && dataset ? { extractor, dataset, spec: args.data, ...(args.dataLimit !== undefined ? { limit: args.dataLimit } : {}) } : null,
     ssim: want.ssim,
     latency: want.latency ? { batchSizes: [1, args.latencyBatch], repeats: args.repeats } : null,
-    onProgress: (stage, done, total) => {
-      let bar = bars.get(stage);
-      if (!bar) bars.set(stage, (bar = new Progress(stage, total)));
-      bar.total = total;
-      bar.update(done);
-    },
+    onProgress: progress,
   });
+  if (shared && noise) {
+    report.sampler = { scheduler: "ddim", eta: 0, steps: args.steps, skip: args.skip, num_samples: noise.shape[0]! };
+    torch.dispose([shared.model, ...(shared.reference ? [shared.reference] : [])]);
+  }
   noise?.dispose();
 
   const metrics = {
@@ -138,7 +179,7 @@ export function evalAction(args: EvalArgs): void {
 }
 
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command("eval")
     .description("evaluate a model (against its reference): params, FID, SSIM/MSE consistency, latency; writes metrics.json")
     .requiredOption("--model <dir>", "diffusers model or pipeline folder (the pruned model)")
@@ -160,6 +201,6 @@ export function registerEval(program: Command): void {
     .option("--latency-batch <n>", "the sampling batch timed besides batch 1", positiveInt, 64)
     .option("--repeats <n>", "timed runs per batch size (the median is reported)", positiveInt, 5)
     .option("--out <file>", "where to write the metrics", "metrics.json")
-    .option("--json", "print the metrics as JSON instead of a table")
-    .action((args: EvalArgs) => evalAction(args));
+    .option("--json", "print the metrics as JSON instead of a table");
+  addLaunchOptions(cmd).action((args: EvalArgs & LaunchArgs) => runLaunched(args, () => evalAction(args)));
 }

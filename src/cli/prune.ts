@@ -7,6 +7,7 @@ import { CRITERIA, criterionNamed, IMPORTANCE_VARIANTS, type ImportanceVariant }
 import { pruneModelFolder, type PruningRecord } from "../workflow/index.js";
 import { cliMessage, fraction, nonNegativeInt, oneOf, positiveFraction, positiveInt } from "./args.js";
 import { formatCount } from "./format.js";
+import { addLaunchOptions, isMainProcess, runLaunched, type LaunchArgs } from "./launch.js";
 import { Progress } from "./progress.js";
 
 interface PruneArgs {
@@ -33,19 +34,21 @@ interface PruneArgs {
 
 export function pruneAction(args: PruneArgs): PruningRecord {
   const criterion = criterionNamed(args.method);
+  const main = isMainProcess(); // with several processes, rank 0 alone reports
   const progress = new Progress(criterion.gradients === "informative" ? "gradients (t until loss < thr * max)" : "gradients (every t)", 1, 0, "t");
   const record = pruneModelFolder({
     ...args,
     method: criterion,
     ignoredLayers: args.ignore ? args.ignore.split(",").map((s) => s.trim()).filter(Boolean) : [],
-    onWarning: (w) => console.error(cliMessage(w)),
+    onWarning: (w) => main && console.error(cliMessage(w)),
     onGradientStep: (t, loss, total) => {
+      if (!main) return;
       progress.total = total;
       progress.update(t + 1, `loss ${loss.toFixed(4)}`);
     },
   });
   const g = record.gradients;
-  if (g && g.losses.length < progress.total) {
+  if (main && g && g.losses.length < progress.total) {
     progress.total = g.losses.length;
     progress.update(g.losses.length, `stopped after t = ${g.tPrime}: loss below ${g.thr} x max`);
   }
@@ -64,7 +67,7 @@ function summary(r: PruningRecord): string {
 }
 
 export function registerPrune(program: Command): void {
-  program
+  const cmd = program
     .command("prune")
     .description("prune a UNet's channels structurally (Diff-Pruning and the paper's baselines) and save the smaller model")
     .option("--model <dir>", "a diffusers model or pipeline folder; a latent pipeline (LDMPipeline) has its UNet pruned and is written as a pipeline")
@@ -90,10 +93,13 @@ export function registerPrune(program: Command): void {
     )
     .requiredOption("--out <dir>", "folder for the pruned model and pruning.json")
     .option("--json", "print pruning.json's summary as JSON")
-    .option("--allow-unchanged", "write the model even when the options remove no channel (refused otherwise)")
-    .action((args: PruneArgs) => {
+    .option("--allow-unchanged", "write the model even when the options remove no channel (refused otherwise)");
+  addLaunchOptions(cmd).action((args: PruneArgs & LaunchArgs) =>
+    runLaunched(args, () => {
       const r = pruneAction(args);
+      if (!isMainProcess()) return;
       if (args.json) console.log(JSON.stringify({ method: r.method, ratio: r.ratio, params: r.params, macs: r.macs, t_prime: r.gradients?.tPrime ?? null, out: args.out, autoencoder: r.autoencoder ?? null }));
       else console.log(summary(r));
-    });
+    }),
+  );
 }

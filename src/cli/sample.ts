@@ -1,6 +1,8 @@
 // `diffprune sample`: images from a model folder (or an exported .onnx file, run in onnxruntime),
 // as PNGs, a grid, and the raw float samples. A latent pipeline's samples are decoded by its
-// autoencoder, as diffusers' LDMPipeline does.
+// autoencoder, as diffusers' LDMPipeline does. With several processes, each denoises its share
+// of the initial noise and rank 0 writes them all (the same images as one process with the
+// deterministic DDIM; a stochastic sampler's per-step draws are each process's own).
 import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import * as torch from "../torch/index.js";
@@ -25,6 +27,8 @@ import { loadOnnxPipeline } from "../export/index.js";
 import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
+import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
+import { gatherRows, inGroup, myRows, shardList, shardRows, writesOutputs } from "../workflow/distributed.js";
 
 type Runtime = "libtorch" | "onnxruntime";
 
@@ -57,10 +61,10 @@ function classList(value: string): number[] {
  * The labels of `n` samples: --class-labels (one for all, or one each), or for a model with a
  * class table and none given, its classes in turn (0, 1, ..., K-1, 0, ...), said on stderr.
  */
-function labelsFor(config: ClassConditioning, given: number[] | undefined, n: number): ClassLabelsInput | undefined {
+function labelsFor(config: ClassConditioning, given: number[] | undefined, n: number, say = true): ClassLabelsInput | undefined {
   if (given !== undefined) return given.length === 1 ? given[0]! : given;
   if (!isClassConditional(config) || config.class_embed_type != null || config.num_class_embeds == null) return undefined;
-  console.error(`class-conditional model (num_class_embeds ${config.num_class_embeds}): sampling its classes in turn; choose them with --class-labels`);
+  if (say) console.error(`class-conditional model (num_class_embeds ${config.num_class_embeds}): sampling its classes in turn; choose them with --class-labels`);
   return cycledClassLabels(config.num_class_embeds, n);
 }
 
@@ -83,21 +87,32 @@ export async function sampleAction(args: SampleArgs): Promise<void> {
   const noise = initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed });
   torch.manualSeed(args.seed); // stochastic steps (DDPM, eta > 0) draw from here
   const n = noise.shape[0]!;
+  const main = writesOutputs();
+  if (inGroup() && n < torch.distributed.getWorldSize())
+    throw new Error(`${n} samples cannot be shared among ${torch.distributed.getWorldSize()} processes: ask for at least as many samples (--num) as processes`);
+  const labels = labelsFor(model.config, args.classLabels, n, main);
   const progress = new Progress("sample", 1, 0, "step");
   const options: GenerateOptions = {
     ...(args.steps !== undefined ? { numInferenceSteps: args.steps } : {}),
     eta: args.eta,
     skip: args.skip,
     batchSize: args.batchSize,
-    ...withLabels(labelsFor(model.config, args.classLabels, n)),
+    // one label per sample goes with its noise; a wrong count is left for generate to refuse
+    ...withLabels(Array.isArray(labels) && labels.length === n ? shardList(labels) : labels),
     onStep: (done, total) => {
+      if (!main) return;
       progress.total = total;
       progress.update(done);
     },
   };
-  const samples = pipeline ? generateImages(pipeline, scheduler, noise, options) : await generateAsync(onnx!.model, scheduler, noise, options);
+  const local = shardRows(noise);
+  const mine = pipeline ? generateImages(pipeline, scheduler, local, options) : await generateAsync(onnx!.model, scheduler, local, options);
   await onnx?.model.release();
   if (pipeline) disposePipeline(pipeline);
+  const samples = inGroup() ? gatherRows(mine, n) : mine;
+  if (samples !== mine) mine.dispose();
+  if (!main) return; // rank 0 writes every process's samples
+  if (inGroup()) console.error(`${n} samples made by ${torch.distributed.getWorldSize()} processes (${myRows(n).count} here)`);
   // Built beside --out and renamed into place: never a set mixing two runs, or a partial one.
   writeFolderAtomic(args.out, (dir) => {
     for (let i = 0; i < n; i++) torch.tidy(() => writePng(join(dir, `${String(i).padStart(5, "0")}.png`), imageFromTensor(samples.select(0, i))));
@@ -109,7 +124,7 @@ export async function sampleAction(args: SampleArgs): Promise<void> {
 }
 
 export function registerSample(program: Command): void {
-  program
+  const cmd = program
     .command("sample")
     .description("sample images from a model folder, or from an exported .onnx file in onnxruntime")
     .requiredOption("--model <dir>", "diffusers model or pipeline folder, latent pipelines (LDMPipeline) too (an .onnx file with --runtime onnxruntime)")
@@ -124,6 +139,6 @@ export function registerSample(program: Command): void {
     .option("--seed <n>", "random seed", nonNegativeInt, 0)
     .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W], the UNet's input (a latent pipeline's latents; overrides --num)")
     .option("--class-labels <list>", "a class-conditional model's classes: one for all samples, or one per sample, comma-separated (default: its classes in turn)", classList)
-    .option("--json", "print {out, num, steps, runtime} as JSON when done")
-    .action((args: SampleArgs) => sampleAction(args));
+    .option("--json", "print {out, num, steps, runtime} as JSON when done");
+  addLaunchOptions(cmd).action((args: SampleArgs & LaunchArgs) => runLaunched(args, () => sampleAction(args)));
 }

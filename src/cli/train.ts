@@ -8,7 +8,7 @@ import { fraction, learningRate, nonNegativeInt, nonNegativeNumber, oneOf, posit
 import { addLaunchOptions, isMainProcess, runLaunched, type LaunchArgs } from "./launch.js";
 import { Progress } from "./progress.js";
 
-interface TrainArgs extends LaunchArgs {
+interface TrainArgs {
   config?: string;
   model?: string;
   autoencoder?: string;
@@ -32,7 +32,7 @@ interface TrainArgs extends LaunchArgs {
 }
 
 /** What train_config.json records of the command line: how the run was launched is not part of it. */
-function recorded(args: TrainArgs): Record<string, unknown> {
+function recorded(args: TrainArgs & Partial<LaunchArgs>): Record<string, unknown> {
   const { json, nprocPerNode, nnodes, nodeRank, masterAddr, masterPort, distTimeout, distBackend, ...rest } = args;
   return rest;
 }
@@ -113,6 +113,6 @@ export function registerTrain(program: Command): void {
         .option("--model <dir>", "start from this model folder");
     else cmd.requiredOption("--model <dir>", "the model folder to fine-tune (a latent pipeline: its UNet, on the data's latents, cached in $DIFFPRUNE_CACHE)");
     addLaunchOptions(cmd);
-    cmd.action((args: TrainArgs) => runLaunched(args, () => trainAction(args)));
+    cmd.action((args: TrainArgs & LaunchArgs) => runLaunched(args, () => trainAction(args)));
   }
 }

@@ -2,7 +2,9 @@
 // the informative timesteps only: t = 0, 1, 2, ... on one fixed batch and one fixed noise, stopping
 // after the first t whose loss falls below thr times the largest loss so far. Plain Taylor
 // pruning accumulates over every timestep (the reference's loop with no early stop). A
-// class-conditional model sees the calibration batch's labels.
+// class-conditional model sees the calibration batch's labels. In a torch.distributed group each
+// rank runs its share of the batch and the gradients are summed across ranks: the scores are
+// those of one process (to float reduction order).
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import type { UNet2DModel } from "../models/index.js";
@@ -54,6 +56,9 @@ export function accumulateGradients(model: UNet2DModel, options: GradientOptions
   model.eval();
   const params = model.parameters();
   for (const p of params) p.grad = null;
+  const shard = calibrationShard(images.shape[0]!);
+  const part = (x: Tensor): Tensor => (shard ? x.narrow(0, shard.start, shard.count) : x);
+  const [x0, eps, y] = [part(images), part(noise), labels && part(labels)];
   const total = scheduler.numTrainTimesteps;
   const losses: number[] = [];
   let max = 0;
@@ -61,8 +66,10 @@ export function accumulateGradients(model: UNet2DModel, options: GradientOptions
   let stopped = false;
   for (; t < total; t++) {
     const loss = torch.tidy(() => {
-      const l = denoisingLoss(model, scheduler, images, noise, torch.full([images.shape[0]!], t, { dtype: "int64" }), labels);
-      const value = l.item();
+      let l = denoisingLoss(model, scheduler, x0, eps, torch.full([x0.shape[0]!], t, { dtype: "int64" }), y);
+      // the batch mean is the sum over ranks of each one's mean weighted by its share
+      if (shard) l = l.mul(shard.count / shard.batch);
+      const value = shard ? summedAcrossRanks(l) : l.item();
       if (thr !== null) {
         if (value > max) max = value;
         stopped = value < max * thr;
@@ -74,6 +81,34 @@ export function accumulateGradients(model: UNet2DModel, options: GradientOptions
     onStep?.(t, loss, total);
     if (stopped) break;
   }
+  if (shard) {
+    torch.tidy(() => torch.distributed.allReduce(params.map((p) => p.grad).filter((g): g is Tensor => g !== null), "sum"));
+    [x0, eps, y].forEach((x) => x?.dispose());
+  }
   const last = stopped && stopBeforeBackward ? t - 1 : t;
   return { losses, tPrime: Math.min(last, total - 1), timesteps: total, thr };
+}
+
+interface Shard {
+  /** The first image of this rank's share, and how many it has. */
+  start: number;
+  count: number;
+  batch: number;
+}
+
+/** This rank's contiguous share of a batch of `batch` (torch.tensor_split's), or null outside a group. */
+function calibrationShard(batch: number): Shard | null {
+  const dist = torch.distributed;
+  if (!dist.isInitialized() || dist.getWorldSize() === 1) return null;
+  const world = dist.getWorldSize();
+  if (batch < world)
+    throw new RangeError(`the calibration batch has ${batch} images for ${world} processes: each needs at least one; draw a batch of ${world} or more (--calib-batch), or use fewer processes`);
+  return { ...dist.shardRange(batch), batch };
+}
+
+/** The sum of a scalar over every rank (the same number on all). */
+function summedAcrossRanks(l: Tensor): number {
+  const value = l.detach().reshape([1]).clone();
+  torch.distributed.allReduce([value], "sum");
+  return value.item();
 }

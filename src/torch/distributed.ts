@@ -151,6 +151,16 @@ export function barrier(): void {
   collective("barrier", () => dist.distBarrier());
 }
 
+/**
+ * Rank `rank`'s contiguous share of `n` items among `worldSize` (torch.tensor_split's: the first
+ * n % worldSize ranks take one more).
+ */
+export function shardRange(n: number, rank = getRank(), worldSize = getWorldSize()): { start: number; count: number } {
+  const base = Math.floor(n / worldSize);
+  const extra = n % worldSize;
+  return { start: rank * base + Math.min(rank, extra), count: base + (rank < extra ? 1 : 0) };
+}
+
 /** What torchrun (and srun through its wrapper, or a Kubernetes job) tells a worker. */
 export interface EnvRendezvous {
   rank: number;

@@ -201,11 +201,16 @@ export function pruneModelFolder(o: PruneFolderOptions): PruningRecord {
       seconds: (Date.now() - start) / 1000,
     };
     // The folder is built beside `out` and renamed into place: a reader sees the previous model
-    // and record or the new ones, never a mix, and a failure leaves nothing.
-    writeFolderAtomic(o.out, (dir) => {
-      savePipeline(dir, pipeline);
-      writePruningRecord(dir, record);
-    });
+    // and record or the new ones, never a mix, and a failure leaves nothing. In a
+    // torch.distributed group (the gradient loop shared) every rank pruned the same channels;
+    // rank 0 writes, and every rank returns once it has.
+    const group = torch.distributed.isInitialized();
+    if (!group || torch.distributed.getRank() === 0)
+      writeFolderAtomic(o.out, (dir) => {
+        savePipeline(dir, pipeline);
+        writePruningRecord(dir, record);
+      });
+    if (group) torch.distributed.barrier();
     return record;
   } finally {
     disposePipeline(pipeline);

@@ -1,10 +1,13 @@
 // A process of the collectives tests (started by collectives.test.ts with DIFFPRUNE_TEST_WORKER
 // set; does nothing otherwise, so the test runner may load it). Prints one JSON line of results.
 import * as torch from "../../src/torch/index.js";
+import { UNet2DModel } from "../../src/models/index.js";
+import { DDPMScheduler } from "../../src/diffusion/index.js";
+import { accumulateGradients, DependencyGraph, Importance, pruningGroups, unetForward } from "../../src/pruning/index.js";
 
 const spec = process.env.DIFFPRUNE_TEST_WORKER;
 if (spec) {
-  const { scenario, rank, worldSize, port, timeout } = JSON.parse(spec) as { scenario: string; rank: number; worldSize: number; port: number; timeout: number };
+  const { scenario, rank, worldSize, port, timeout, model: modelDir } = JSON.parse(spec) as { scenario: string; rank: number; worldSize: number; port: number; timeout: number; model?: string };
   const dist = torch.distributed;
   dist.initProcessGroup({ backend: "gloo", rank, worldSize, masterAddr: "127.0.0.1", masterPort: port, timeout });
   if (scenario === "collectives") {
@@ -34,6 +37,20 @@ if (spec) {
         gathered: gathered.map((t) => t.toArray()),
       }),
     );
+  } else if (scenario === "gradients") {
+    // Diff-Pruning's loop on 5 images (shares of 3+2 or 2+2+1), then every group's scores
+    const model = UNet2DModel.fromPretrained(modelDir!);
+    const scheduler = new DDPMScheduler({ num_train_timesteps: 20 });
+    torch.manualSeed(11);
+    const images = torch.rand([5, 1, 16, 16]).mul(2).sub(1);
+    const noise = torch.randn([5, 1, 16, 16]);
+    const report = accumulateGradients(model, { images, noise, scheduler, thr: 0.3 });
+    const graph = DependencyGraph.build(model, unetForward(model));
+    const importance = new Importance("diff-pruning", graph);
+    const scores = [...pruningGroups(graph)].map((g) => Array.from(importance.of(g)));
+    const taylor = new Importance("taylor", graph);
+    const taylorScores = [...pruningGroups(graph)].map((g) => Array.from(taylor.of(g)));
+    console.log(JSON.stringify({ losses: report.losses, tPrime: report.tPrime, scores, taylorScores }));
   } else if (scenario === "die") {
     // rank 1 exits abruptly before the second all-reduce; the others must fail, not hang
     dist.allReduce([torch.ones([4])]);
