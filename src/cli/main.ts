@@ -53,7 +53,8 @@ function oneLine(err: unknown): string {
 }
 
 /** A worker of a group names its rank, since every worker's errors reach the same terminal. */
-const who = Number(process.env.WORLD_SIZE) > 1 && process.env.RANK !== undefined ? ` (rank ${process.env.RANK})` : "";
+const rank = process.env.RANK ?? process.env.SLURM_PROCID;
+const who = Number(process.env.WORLD_SIZE ?? process.env.SLURM_NTASKS) > 1 && rank !== undefined ? ` (rank ${rank})` : "";
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2); // commander printed it

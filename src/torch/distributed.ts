@@ -161,7 +161,7 @@ export function shardRange(n: number, rank = getRank(), worldSize = getWorldSize
   return { start: rank * base + Math.min(rank, extra), count: base + (rank < extra ? 1 : 0) };
 }
 
-/** What torchrun (and srun through its wrapper, or a Kubernetes job) tells a worker. */
+/** What torchrun (or Slurm's srun, or a Kubernetes job) tells a worker. */
 export interface EnvRendezvous {
   rank: number;
   worldSize: number;
@@ -169,14 +169,20 @@ export interface EnvRendezvous {
   localWorldSize: number;
   masterAddr: string;
   masterPort: number;
+  /** The CPUs the scheduler gave this worker (Slurm's SLURM_CPUS_PER_TASK), when it says. */
+  cpus?: number;
 }
 
 /**
  * The rendezvous that torchrun's environment variables describe (MASTER_ADDR, MASTER_PORT,
- * WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE), or null when WORLD_SIZE is unset.
+ * WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE), or else a Slurm step of several tasks
+ * (SLURM_NTASKS, SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS_PER_NODE, with MASTER_ADDR set by the
+ * job script and MASTER_PORT defaulting to 29500); null when neither is there.
  */
 export function envRendezvous(env: NodeJS.ProcessEnv = process.env): EnvRendezvous | null {
-  if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === "") return null;
+  const set = (name: string): boolean => env[name] !== undefined && env[name] !== "";
+  const slurm = !set("WORLD_SIZE") && set("SLURM_PROCID") && Number(env.SLURM_NTASKS) > 1;
+  if (!set("WORLD_SIZE") && !slurm) return null;
   const int = (name: string, fallback?: number): number => {
     const text = env[name];
     if (text === undefined || text === "") {
@@ -186,14 +192,32 @@ export function envRendezvous(env: NodeJS.ProcessEnv = process.env): EnvRendezvo
     if (!/^\d+$/.test(text)) throw new DistributedError(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
     return Number(text);
   };
-  const worldSize = int("WORLD_SIZE");
-  const rank = int("RANK");
-  const localRank = int("LOCAL_RANK", rank);
-  const localWorldSize = int("LOCAL_WORLD_SIZE", worldSize);
-  if (worldSize < 1 || rank >= worldSize) throw new DistributedError(`RANK (${rank}) must be below WORLD_SIZE (${worldSize})`);
+  const r = slurm
+    ? {
+        worldSize: int("SLURM_NTASKS"),
+        rank: int("SLURM_PROCID"),
+        localRank: int("SLURM_LOCALID", 0),
+        // "4" when every node runs as many tasks ("4(x2)" is Slurm's list form: the count before it)
+        localWorldSize: Number(/^\d+/.exec(env.SLURM_NTASKS_PER_NODE ?? env.SLURM_TASKS_PER_NODE ?? "")?.[0] ?? 1),
+        masterPort: int("MASTER_PORT", 29500),
+        ...(set("SLURM_CPUS_PER_TASK") ? { cpus: int("SLURM_CPUS_PER_TASK") } : {}),
+      }
+    : { worldSize: int("WORLD_SIZE"), rank: int("RANK"), localRank: 0, localWorldSize: 0, masterPort: 0 };
+  if (!slurm) {
+    r.localRank = int("LOCAL_RANK", r.rank);
+    r.localWorldSize = int("LOCAL_WORLD_SIZE", r.worldSize);
+    r.masterPort = int("MASTER_PORT");
+  }
+  const [world, rank] = slurm ? ["SLURM_NTASKS", "SLURM_PROCID"] : ["WORLD_SIZE", "RANK"];
+  if (r.worldSize < 1 || r.rank >= r.worldSize) throw new DistributedError(`${rank} (${r.rank}) must be below ${world} (${r.worldSize})`);
   const masterAddr = env.MASTER_ADDR;
-  if (!masterAddr) throw new DistributedError(`WORLD_SIZE is set (${worldSize}) but MASTER_ADDR is not: set it to rank 0's address`);
-  return { rank, worldSize, localRank, localWorldSize, masterAddr, masterPort: int("MASTER_PORT") };
+  if (!masterAddr)
+    throw new DistributedError(
+      slurm
+        ? `a Slurm step of ${r.worldSize} tasks needs MASTER_ADDR, the first node's address: export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1) in the job script`
+        : `WORLD_SIZE is set (${r.worldSize}) but MASTER_ADDR is not: set it to rank 0's address`,
+    );
+  return { ...r, masterAddr };
 }
 
 /** The intra-op threads a worker gets by default: this machine's cores shared among its local workers. */
@@ -201,13 +225,14 @@ export const threadsPerWorker = (localWorldSize: number): number => Math.max(1, 
 
 /**
  * Joins the group torchrun's variables describe (init_process_group's env://); false, doing
- * nothing, when WORLD_SIZE is unset. Without DIFFPRUNE_NUM_THREADS, the worker takes its share
- * of the cores (cores / LOCAL_WORLD_SIZE).
+ * nothing, when neither torchrun's nor Slurm's variables are set (see envRendezvous). Without
+ * DIFFPRUNE_NUM_THREADS, the worker takes its share of the cores (cores / LOCAL_WORLD_SIZE, or
+ * Slurm's SLURM_CPUS_PER_TASK).
  */
 export function initFromEnv(o: { backend?: Backend; timeout?: number } = {}, env: NodeJS.ProcessEnv = process.env): boolean {
   const r = envRendezvous(env);
   if (!r) return false;
-  if (!env.DIFFPRUNE_NUM_THREADS) native.setNumThreads(threadsPerWorker(r.localWorldSize));
+  if (!env.DIFFPRUNE_NUM_THREADS) native.setNumThreads(r.cpus ?? threadsPerWorker(r.localWorldSize));
   initProcessGroup({ ...o, rank: r.rank, worldSize: r.worldSize, masterAddr: r.masterAddr, masterPort: r.masterPort });
   return true;
 }
