@@ -129,3 +129,23 @@ test("a killed worker: the other exits with a message, the launcher fails, the c
   const d = maxDiff(checkpoint(whole).tensors, checkpoint(out).tensors);
   assert.ok(d <= 1e-4, `max |weight difference| against the uninterrupted run: ${d}`);
 });
+
+test("workers do not outlive a launcher killed with SIGKILL", { timeout: 120_000 }, async () => {
+  const out = join(scratch, "orphans");
+  const launcher = start(finetuneArgs(out, 100_000, ["--nproc-per-node", "2"]), {}, 60_000);
+  await launcher.waitFor(/train \[/);
+  const workers = [0, 1].map((rank) => workerPid(launcher.child.pid!, rank));
+  launcher.child.kill("SIGKILL");
+  await launcher.done;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const deadline = performance.now() + 10_000;
+  while (workers.some(alive) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(workers.filter(alive), [], "workers still running 10 s after their launcher died");
+});
