@@ -62,8 +62,8 @@ export async function runLaunched(args: LaunchArgs, command: () => void | Promis
     }
     return;
   }
-  if (args.nprocPerNode === 1 && args.nnodes === 1) return command();
   if (args.nodeRank >= args.nnodes) throw new RangeError(`--node-rank ${args.nodeRank} must be below --nnodes ${args.nnodes}`);
+  if (args.nprocPerNode === 1 && args.nnodes === 1) return command();
   const port = args.masterPort ?? (args.nnodes === 1 ? await freePort(args.masterAddr) : 29500);
   await launch({ ...args, masterPort: port });
 }

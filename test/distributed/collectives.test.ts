@@ -77,3 +77,15 @@ test("a peer that exits makes the others' collective fail with a message, not ha
     assert.ok(r.ms < timeout + 5000, `rank ${rank} took ${r.ms} ms to notice`);
   }
 });
+
+test("a peer that is alive but never joins the collective: the others fail after the timeout", { timeout: 90_000 }, async () => {
+  const port = await freePort();
+  const timeout = 3000;
+  const procs = [0, 1].map((rank) => worker({ scenario: "stall", rank, worldSize: 2, port, timeout }));
+  const [e0] = await Promise.all(procs.map((p) => p.done));
+  assert.equal(e0!.signal, null, `rank 0 hung:\n${e0!.stderr}`);
+  const r = JSON.parse(e0!.stdout.trim().split("\n").at(-1)!) as { error: string | null; ms: number };
+  assert.ok(r.error, "the all-reduce succeeded without rank 1");
+  assert.match(r.error, /allReduce failed on rank 0 of 2 .*did not reach this allReduce within the timeout \(3\.0 s\)/);
+  assert.ok(r.ms >= timeout - 500 && r.ms < timeout + 5000, `gave up after ${r.ms} ms`);
+});

@@ -51,6 +51,21 @@ if (spec) {
     const taylor = new Importance("taylor", graph);
     const taylorScores = [...pruningGroups(graph)].map((g) => Array.from(taylor.of(g)));
     console.log(JSON.stringify({ losses: report.losses, tPrime: report.tPrime, scores, taylorScores }));
+  } else if (scenario === "stall") {
+    // rank 1 is alive but busy (its event loop blocked) past the timeout; rank 0 must give up
+    dist.allReduce([torch.ones([4])]);
+    if (rank === 1) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, timeout + 4000);
+      process.exit(0);
+    }
+    const t0 = performance.now();
+    try {
+      dist.allReduce([torch.ones([4])]);
+      console.log(JSON.stringify({ error: null }));
+    } catch (err) {
+      console.log(JSON.stringify({ error: (err as Error).message, ms: performance.now() - t0 }));
+    }
+    process.exit(0);
   } else if (scenario === "die") {
     // rank 1 exits abruptly before the second all-reduce; the others must fail, not hang
     dist.allReduce([torch.ones([4])]);
