@@ -40,9 +40,6 @@ export function addLaunchOptions(cmd: Command): Command {
     .addOption(new Option("--dist-backend <name>", "c10d backend: gloo (CPU) or nccl (CUDA builds)").argParser(oneOf<Backend>("gloo", "nccl")).default("gloo"));
 }
 
-/** Whether this process is rank 0 of a group, or alone: the one that prints and writes. */
-export const isMainProcess = (): boolean => !torch.distributed.isInitialized() || torch.distributed.getRank() === 0;
-
 /**
  * Runs `command` as this process's role requires: as a worker of the group its environment
  * describes, alone, or as the launcher of the workers that --nproc-per-node and --nnodes ask for.

@@ -5,7 +5,8 @@ import type { Command } from "commander";
 import { TRAIN_DEFAULTS } from "../diffusion/index.js";
 import { finetune } from "../workflow/index.js";
 import { fraction, learningRate, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from "./args.js";
-import { addLaunchOptions, isMainProcess, runLaunched, type LaunchArgs } from "./launch.js";
+import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
+import { writesOutputs } from "../workflow/distributed.js";
 import { Progress } from "./progress.js";
 
 interface TrainArgs {
@@ -39,7 +40,7 @@ function recorded(args: TrainArgs & Partial<LaunchArgs>): Record<string, unknown
 
 export function trainAction(args: TrainArgs): void {
   // rank 0 alone reports; the others train quietly (their errors still reach stderr)
-  const main = isMainProcess();
+  const main = writesOutputs();
   let progress: Progress | null = null;
   let encoding: Progress | null = null;
   const result = finetune({

@@ -3,7 +3,9 @@
 // with the same result (the random draws of step k depend only on (seed, k), and the data
 // order only on (seed, epoch)). A run that diverges stops at the step where it does, before
 // any non-finite weights are saved. A class-conditional model trains on the dataset's labels.
-// In a torch.distributed group the trainer is data-parallel with DDP's semantics (see ddp()).
+// In a torch.distributed group the trainer is data-parallel with DDP's semantics: every rank
+// starts from rank 0's state, trains on its share of each global batch's draws, and averages
+// gradients before the update; rank 0 alone writes.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
@@ -370,7 +372,6 @@ function trainingClasses(model: UNet2DModel, dataset: ImageDataset): number | un
 
 interface DataParallel {
   rank: number;
-  worldSize: number;
   /** Images per rank of each global batch. */
   shard: number;
 }
@@ -387,7 +388,7 @@ function dataParallel(batchSize: number): DataParallel | null {
     throw new OptionError(
       (n) => `the batch size ${batchSize} is not divisible by the ${worldSize} processes: ${n("batchSize")} is the global batch, split equally among them; give a multiple of ${worldSize}`,
     );
-  return { rank: dist.getRank(), worldSize, shard: batchSize / worldSize };
+  return { rank: dist.getRank(), shard: batchSize / worldSize };
 }
 
 /** The index of the first tensor holding a NaN or an infinity, or -1; one sync for the lot. */

@@ -25,6 +25,7 @@ import {
   type TrainOptions,
 } from "../diffusion/index.js";
 import { latentDataset, LatentTrainer } from "./latent-data.js";
+import { writesOutputs } from "./distributed.js";
 
 export interface FinetuneOptions extends ModelSource {
   /** Training data (a dataset spec). */
@@ -100,7 +101,7 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
     data.dispose();
   };
   let trainer: Trainer;
-  const writes = !torch.distributed.isInitialized() || torch.distributed.getRank() === 0;
+  const writes = writesOutputs();
   // A run that fails before its first step leaves no folder behind (one that trained is resumable).
   const created = writes ? makeDirs(o.out) : [];
   try {

@@ -23,6 +23,7 @@ import {
   type ImportanceVariant,
 } from "../pruning/index.js";
 import { PRUNING_FILE, writePruningRecord, type PruningRecord } from "./record.js";
+import { writesOutputs } from "./distributed.js";
 
 export const SCHEDULER_FILE = SCHEDULER_CONFIG;
 
@@ -204,13 +205,12 @@ export function pruneModelFolder(o: PruneFolderOptions): PruningRecord {
     // and record or the new ones, never a mix, and a failure leaves nothing. In a
     // torch.distributed group (the gradient loop shared) every rank pruned the same channels;
     // rank 0 writes, and every rank returns once it has.
-    const group = torch.distributed.isInitialized();
-    if (!group || torch.distributed.getRank() === 0)
+    if (writesOutputs())
       writeFolderAtomic(o.out, (dir) => {
         savePipeline(dir, pipeline);
         writePruningRecord(dir, record);
       });
-    if (group) torch.distributed.barrier();
+    if (torch.distributed.isInitialized()) torch.distributed.barrier();
     return record;
   } finally {
     disposePipeline(pipeline);
