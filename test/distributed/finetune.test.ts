@@ -18,9 +18,10 @@ const model = fixture("unet-tiny");
 // lr 1e-4: Adam divides by sqrt(v) + eps, so a weight whose gradient is float noise (~1e-9, from
 // summing a batch in another order) moves by a noise-dependent fraction of lr: at lr 1e-3 one
 // weight of unet-tiny differed by 4.3e-5 after a single step, at 1e-4 by 2.4e-6 after five.
+// --flip: the flips, like the noise and timesteps, are drawn for the global batch.
 const finetuneArgs = (out: string, steps: number, extra: string[] = []) => [
   cliMain, "finetune", "--model", model, "--data", `folder:${images}`, "--out", out,
-  "--steps", String(steps), "--batch-size", "4", "--warmup", "2", "--lr", "1e-4", "--checkpoint-every", "5", "--seed", "3", ...extra,
+  "--steps", String(steps), "--batch-size", "4", "--warmup", "2", "--lr", "1e-4", "--checkpoint-every", "5", "--seed", "3", "--flip", ...extra,
 ];
 
 const ok = (e: Exit, what: string): void => {

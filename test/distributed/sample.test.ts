@@ -8,7 +8,7 @@ import * as torch from "../../src/torch/index.js";
 import { load, loadFile, saveFile } from "../../src/io/index.js";
 import { fixture, scratchDir } from "../helpers/fixtures.js";
 import { maxAbsDiff } from "../helpers/assert.js";
-import { cliMain, start, type Exit } from "./helpers.js";
+import { cliMain, freePort, start, type Exit } from "./helpers.js";
 
 const scratch = scratchDir("diffprune-dist-sample-");
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -34,6 +34,21 @@ test("sample --nproc-per-node 2 writes one process's samples", { timeout: 180_00
   const d = maxAbsDiff(a, b);
   assert.ok(d <= 1e-4, `max |difference| ${d}`);
   assert.deepEqual(readdirSync(two).sort(), readdirSync(one).sort());
+});
+
+test("workers started as srun starts them (Slurm's variables, no launcher) join and write one process's samples", { timeout: 180_000 }, async () => {
+  const out = join(scratch, "srun");
+  const port = String(await freePort());
+  const args = [cliMain, "sample", "--model", fixture("unet-tiny"), "--out", out, "--num", "5", "--steps", "4", "--seed", "2", "--json"];
+  const tasks = [0, 1].map((rank) =>
+    start(args, { SLURM_NTASKS: "2", SLURM_PROCID: String(rank), SLURM_LOCALID: String(rank), SLURM_NTASKS_PER_NODE: "2", MASTER_ADDR: "127.0.0.1", MASTER_PORT: port }),
+  );
+  const exits = await Promise.all(tasks.map((t) => t.done));
+  exits.forEach((e, rank) => ok(e, `task ${rank}`));
+  assert.equal(exits[1]!.stdout, "", "rank 1 prints nothing");
+  const a = load(readFileSync(join(scratch, "one", "samples.safetensors"))).get("samples")!;
+  const b = load(readFileSync(join(out, "samples.safetensors"))).get("samples")!;
+  assert.ok(maxAbsDiff(a, b) <= 1e-4, `max |difference| ${maxAbsDiff(a, b)}`);
 });
 
 test("eval --nproc-per-node 2 gives one process's SSIM against a reference", { timeout: 180_000 }, async () => {
