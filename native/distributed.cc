@@ -11,6 +11,7 @@
 #endif
 
 #include <ATen/core/grad_mode.h>
+#include <torch/version.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -25,9 +26,17 @@ using namespace dp;
 
 namespace {
 
+// libtorch 1.13's ProcessGroupGloo and ProcessGroupNCCL are ProcessGroups; from 2.0 on they are
+// Backends (with the same collectives) under a ProcessGroup that dispatches by device.
+#if TORCH_VERSION_MAJOR >= 2
+using Collectives = c10d::Backend;
+#else
+using Collectives = c10d::ProcessGroup;
+#endif
+
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<Collectives> pg;
   std::string backend;
   int rank = 0;
   int size = 1;
