@@ -178,33 +178,47 @@ DP_FN(distDestroy) {
 
 DP_FN(distIsInitialized) { return Napi::Boolean::New(info.Env(), static_cast<bool>(group)); }
 
-// distAllReduce(tensors[], op "sum" | "avg", bucketBytes): in place, bucket by bucket (all
-// buckets in flight at once, as DDP overlaps them), each bucket one flat buffer.
-DP_FN(distAllReduce) {
-  auto& g = Current("allReduce");
-  auto ts = TensorListArg(info, 0);
-  const std::string op = StringArg(info, 1);
-  const int64_t cap = IntArg(info, 2);
-  if (op != "sum" && op != "avg") throw ArgError("op must be \"sum\" or \"avg\", got \"" + op + "\"");
+// Runs one collective per bucket of `ts` (each bucket one flat buffer, all in flight at once, as
+// DDP overlaps them), waits for each in order and hands its result to `finish` (which copies it
+// back where it belongs).
+template <typename Launch, typename Finish>
+void Bucketed(const Group& g, const std::vector<at::Tensor>& ts, int64_t cap, Launch launch, Finish finish) {
   if (cap < 1) throw ArgError("bucketBytes must be positive");
-  CheckDense(ts, "allReduce");
   at::NoGradGuard no_grad;
   const auto buckets = Buckets(ts, cap);
   std::vector<at::Tensor> buffers;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   for (const auto& b : buckets) {
     std::vector<at::Tensor> one{Flatten(ts, b)};
-    c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: divide afterwards
-    o.timeout = g.timeout;
-    works.push_back(g.pg->allreduce(one, o));
+    works.push_back(launch(one));
     buffers.push_back(one[0]);
   }
   for (size_t k = 0; k < buckets.size(); ++k) {
     Wait(works[k], g);
-    if (op == "avg") buffers[k].div_(g.size);
-    Unflatten(buffers[k], ts, buckets[k]);
+    finish(buffers[k], buckets[k]);
   }
+}
+
+// distAllReduce(tensors[], op "sum" | "avg", bucketBytes): in place.
+DP_FN(distAllReduce) {
+  auto& g = Current("allReduce");
+  auto ts = TensorListArg(info, 0);
+  const std::string op = StringArg(info, 1);
+  const int64_t cap = IntArg(info, 2);
+  if (op != "sum" && op != "avg") throw ArgError("op must be \"sum\" or \"avg\", got \"" + op + "\"");
+  CheckDense(ts, "allReduce");
+  Bucketed(
+      g, ts, cap,
+      [&](std::vector<at::Tensor>& one) {
+        c10d::AllreduceOptions o;
+        o.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: divide afterwards
+        o.timeout = g.timeout;
+        return g.pg->allreduce(one, o);
+      },
+      [&](at::Tensor& buffer, const std::vector<size_t>& idx) {
+        if (op == "avg") buffer.div_(g.size);
+        Unflatten(buffer, ts, idx);
+      });
   return info.Env().Undefined();
 }
 
@@ -214,24 +228,18 @@ DP_FN(distBroadcast) {
   auto ts = TensorListArg(info, 0);
   const int64_t src = IntArg(info, 1), cap = IntArg(info, 2);
   if (src < 0 || src >= g.size) throw ArgError("src must be a rank in 0.." + std::to_string(g.size - 1) + ", got " + std::to_string(src));
-  if (cap < 1) throw ArgError("bucketBytes must be positive");
   CheckDense(ts, "broadcast");
-  at::NoGradGuard no_grad;
-  const auto buckets = Buckets(ts, cap);
-  std::vector<at::Tensor> buffers;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  for (const auto& b : buckets) {
-    std::vector<at::Tensor> one{Flatten(ts, b)};
-    c10d::BroadcastOptions o;
-    o.rootRank = src;
-    o.timeout = g.timeout;
-    works.push_back(g.pg->broadcast(one, o));
-    buffers.push_back(one[0]);
-  }
-  for (size_t k = 0; k < buckets.size(); ++k) {
-    Wait(works[k], g);
-    if (g.rank != src) Unflatten(buffers[k], ts, buckets[k]);
-  }
+  Bucketed(
+      g, ts, cap,
+      [&](std::vector<at::Tensor>& one) {
+        c10d::BroadcastOptions o;
+        o.rootRank = src;
+        o.timeout = g.timeout;
+        return g.pg->broadcast(one, o);
+      },
+      [&](at::Tensor& buffer, const std::vector<size_t>& idx) {
+        if (g.rank != src) Unflatten(buffer, ts, idx);
+      });
   return info.Env().Undefined();
 }
 

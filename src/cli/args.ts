@@ -1,6 +1,6 @@
 // Option parsers for the CLI: each rejects bad input with a message saying what is expected
 // (commander puts the flag in front: "option '--ratio <r>' argument '' is invalid: ...").
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { OptionError } from "../io/index.js";
 
 /** A plain decimal number: no empty string (Number("") is 0), hex, NaN, Infinity or spaces. */
@@ -66,6 +66,20 @@ export const SKIP_HELP =
 const FLAG_ALIASES: Record<string, string> = { ignoredLayers: "--ignore", file: "--init-noise" };
 
 /** The flag of a library option (roundTo -> --round-to); a name that is already a flag stays. */
+/** A trainer's optimisation flags, with its defaults: --steps, --batch-size, --lr, --warmup, --lr-schedule. */
+export function addOptimizationOptions(
+  cmd: Command,
+  d: { steps: number; batchSize: number; lr: number; warmupSteps: number; lrSchedule: "constant" | "cosine" },
+  batchHelp = "images per step",
+): Command {
+  return cmd
+    .option("--steps <n>", "optimisation steps", positiveInt, d.steps)
+    .option("--batch-size <n>", batchHelp, positiveInt, d.batchSize)
+    .option("--lr <x>", "peak learning rate, in (0, 1]", learningRate(), d.lr)
+    .option("--warmup <n>", "linear warm-up steps", nonNegativeInt, d.warmupSteps)
+    .option("--lr-schedule <s>", "after warm-up: constant or cosine", oneOf("constant", "cosine"), d.lrSchedule);
+}
+
 export function flagOf(option: string): string {
   if (option.startsWith("-")) return option;
   return FLAG_ALIASES[option] ?? `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;

@@ -3,7 +3,7 @@
 // --autoencoder <run>/model` then trains a latent UNet on its latents.
 import type { Command } from "commander";
 import { AUTOENCODER_TRAIN_DEFAULTS, trainAutoencoder } from "../workflow/index.js";
-import { learningRate, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from "./args.js";
+import { addOptimizationOptions, nonNegativeInt, nonNegativeNumber, positiveInt } from "./args.js";
 import { Progress } from "./progress.js";
 
 interface TrainAutoencoderArgs {
@@ -65,19 +65,15 @@ export function trainAutoencoderAction(args: TrainAutoencoderArgs): void {
 
 export function registerTrainAutoencoder(program: Command): void {
   const d = AUTOENCODER_TRAIN_DEFAULTS;
-  program
+  const cmd = program
     .command("train-autoencoder")
     .description("train a latent diffusion model's autoencoder (AutoencoderKL or VQModel) on images")
     .requiredOption("--data <spec>", "training images: fashion-mnist, folder:<path>, cifar10:<dir>")
     .requiredOption("--out <dir>", "run folder (checkpoint, log, model/, reconstruction.json)")
     .option("--config <file>", "an AutoencoderKL or VQModel config.json for a new model")
     .option("--model <dir>", "continue training this autoencoder folder")
-    .option("--eval-data <spec>", "held-out images for the reconstruction metrics (default: the data's test split)")
-    .option("--steps <n>", "optimisation steps", positiveInt, d.steps)
-    .option("--batch-size <n>", "images per step", positiveInt, d.batchSize)
-    .option("--lr <x>", "peak learning rate, in (0, 1]", learningRate(), d.lr)
-    .option("--warmup <n>", "linear warm-up steps", nonNegativeInt, d.warmupSteps)
-    .option("--lr-schedule <s>", "after warm-up: constant or cosine", oneOf("constant", "cosine"), d.lrSchedule)
+    .option("--eval-data <spec>", "held-out images for the reconstruction metrics (default: the data's test split)");
+  addOptimizationOptions(cmd, d)
     .option("--kl-weight <x>", "AutoencoderKL: weight of the KL term (latent-diffusion's kl_weight)", nonNegativeNumber, d.klWeight)
     .option("--codebook-weight <x>", "VQModel: weight of the codebook and commitment loss", nonNegativeNumber, d.codebookWeight)
     .option("--grad-clip <x>", "max gradient norm (0: off)", nonNegativeNumber, d.gradClip)

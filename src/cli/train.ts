@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { TRAIN_DEFAULTS } from "../diffusion/index.js";
 import { finetune } from "../workflow/index.js";
-import { fraction, learningRate, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from "./args.js";
+import { addOptimizationOptions, fraction, nonNegativeInt, nonNegativeNumber, positiveInt } from "./args.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
 import { writesOutputs } from "../workflow/distributed.js";
 import { Progress } from "./progress.js";
@@ -87,16 +87,12 @@ export function trainAction(args: TrainArgs): void {
 
 export function registerTrain(program: Command): void {
   for (const name of ["train", "finetune"]) {
-    const cmd = program
+    const base = program
       .command(name)
       .description(name === "train" ? "train a diffusion UNet (new from --config, or continuing --model)" : "fine-tune a model folder (e.g. a pruned model)")
       .requiredOption("--data <spec>", "dataset: fashion-mnist, fashion-mnist:test, folder:<path>, cifar10:<dir>")
-      .requiredOption("--out <dir>", "run folder (checkpoint, log, samples, model/)")
-      .option("--steps <n>", "optimisation steps", positiveInt, TRAIN_DEFAULTS.steps)
-      .option("--batch-size <n>", "images per step (the global batch: with several processes, each takes an equal share)", positiveInt, TRAIN_DEFAULTS.batchSize)
-      .option("--lr <x>", "peak learning rate, in (0, 1]", learningRate(), TRAIN_DEFAULTS.lr)
-      .option("--warmup <n>", "linear warm-up steps", nonNegativeInt, TRAIN_DEFAULTS.warmupSteps)
-      .option("--lr-schedule <s>", "after warm-up: constant or cosine", oneOf("constant", "cosine"), TRAIN_DEFAULTS.lrSchedule)
+      .requiredOption("--out <dir>", "run folder (checkpoint, log, samples, model/)");
+    const cmd = addOptimizationOptions(base, TRAIN_DEFAULTS, "images per step (the global batch: with several processes, each takes an equal share)")
       .option("--no-ema", "ship the last weights instead of their exponential moving average")
       .option("--dropout <p>", "override the resnets' dropout", fraction())
       .option("--flip", "random horizontal flips", false)
