@@ -170,8 +170,10 @@ export function loadPipeline(source: ModelSource, { latent = false }: LoadPipeli
   const config = resolveUNet2DConfig(raw, file);
   torch.manualSeed(source.seed ?? 0);
   const model = torch.noGrad(() => new UNet2DModel(config)).eval();
-  const scheduler = new DDPMScheduler();
-  if (!source.autoencoder) return { model, scheduler, autoencoder: null, autoencoderSource: null };
+  if (!source.autoencoder) return { model, scheduler: new DDPMScheduler(), autoencoder: null, autoencoderSource: null };
+  // Latents are not images in [-1, 1]: clipping the predicted x0 there (diffusers' default for
+  // pixels) would wreck them, so a latent pipeline's scheduler does not clip, as latent-diffusion's.
+  const scheduler = new DDPMScheduler({ clip_sample: false });
   try {
     const dir = resolveComponentFolder(source.autoencoder, ["vae", "vqvae"]);
     const className = JSON.parse(readFileSync(join(dir, CONFIG_NAME), "utf8"))._class_name as unknown;

@@ -129,6 +129,7 @@ describe("a new latent pipeline from a UNet config and a trained autoencoder", (
     const p = loadPipeline({ model: r.modelDir }, { latent: true });
     assert.ok(p.autoencoder instanceof AutoencoderKL);
     assert.equal(p.autoencoderSource!.folder, "vae");
+    assert.equal(p.scheduler.config.clip_sample, false, "latents are not clipped to [-1, 1] as images are");
     for (const f of ["config.json", "diffusion_pytorch_model.safetensors"]) assert.ok(readFileSync(join(r.modelDir, "vae", f)).equals(readFileSync(join(ae, f))), f);
     disposePipeline(p);
   });
