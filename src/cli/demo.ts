@@ -11,6 +11,8 @@ import { Progress } from "./progress.js";
 
 /** The shipped model. */
 export const EMBEDDED_MODEL = join(packageRoot(), "models", "fashion-mnist");
+/** The shipped latent diffusion pipeline (AutoencoderKL + class-conditional UNet on its 8x8 latents). */
+export const EMBEDDED_LATENT_MODEL = join(packageRoot(), "models", "fashion-mnist-ldm");
 
 /**
  * The shipped model trained 2,600 steps at batch 64; the paper fine-tunes for 10-20% of the
@@ -20,12 +22,16 @@ export const EMBEDDED_MODEL = join(packageRoot(), "models", "fashion-mnist");
 const BUDGETS = {
   default: { finetuneSteps: 130, batchSize: 32, numSamples: 128, samplingSteps: 50, calibBatch: 8, methods: ["diff-pruning", "taylor", "magnitude", "random"] },
   full: { finetuneSteps: 520, batchSize: 64, numSamples: 250, samplingSteps: 100, calibBatch: 16, methods: ["diff-pruning", "taylor", "magnitude", "random", "scratch"] },
+  /** The latent pipeline's UNet trained 4,000 steps at batch 64: 10% of that, and with --full 20%. */
+  latent: { finetuneSteps: 400, batchSize: 64, numSamples: 500, samplingSteps: 50, calibBatch: 16, methods: ["diff-pruning", "taylor", "magnitude", "random"] },
+  latentFull: { finetuneSteps: 800, batchSize: 64, numSamples: 1000, samplingSteps: 100, calibBatch: 32, methods: ["diff-pruning", "taylor", "magnitude", "random", "scratch"] },
 };
 
 interface DemoArgs {
-  model: string;
+  model?: string;
   data: string;
-  out: string;
+  out?: string;
+  latent?: boolean;
   methods?: string;
   ratio: number;
   thr: number;
@@ -44,7 +50,7 @@ interface DemoArgs {
 const METHOD_NAMES = [...CRITERIA.map((c) => c.name), SCRATCH];
 
 export function demoOptions(args: DemoArgs): ComparisonOptions {
-  const budget = BUDGETS[args.full ? "full" : "default"];
+  const budget = BUDGETS[args.latent ? (args.full ? "latentFull" : "latent") : args.full ? "full" : "default"];
   const methods = args.methods === undefined ? budget.methods : args.methods.split(",").map((m) => m.trim()).filter(Boolean);
   for (const m of methods) if (!METHOD_NAMES.includes(m)) throw new Error(`unknown method "${m}" in --methods: use ${METHOD_NAMES.join(", ")}`);
   if (methods.length === 0) throw new Error(`--methods is empty: name at least one of ${METHOD_NAMES.join(", ")}`);
@@ -52,9 +58,9 @@ export function demoOptions(args: DemoArgs): ComparisonOptions {
   if (samplingSteps < 2 && (args.skip === "uniform" || args.skip === "quad"))
     throw new Error(`--skip ${args.skip} (the paper's sampler) needs --sampling-steps 2 or more; for one step use --skip leading`);
   return {
-    model: args.model,
+    model: args.model ?? (args.latent ? EMBEDDED_LATENT_MODEL : EMBEDDED_MODEL),
     data: args.data,
-    out: args.out,
+    out: args.out ?? join("runs", args.latent ? "demo-latent" : "demo"),
     methods,
     ratio: args.ratio,
     thr: args.thr,
@@ -93,9 +99,10 @@ export function registerDemo(program: Command): void {
   program
     .command("demo")
     .description("Diff-Pruning end to end on the shipped model: prune with every criterion, fine-tune, sample, evaluate, report.html")
-    .option("--model <dir>", "the pretrained model folder", EMBEDDED_MODEL)
+    .option("--model <dir>", "the pretrained model folder or pipeline (default: the shipped model; --latent: the shipped latent pipeline)")
     .option("--data <spec>", "its training data (fine-tuning, calibration, FID statistics)", "fashion-mnist")
-    .option("--out <dir>", "the run folder (an interrupted run continues there)", join("runs", "demo"))
+    .option("--out <dir>", "the run folder (an interrupted run continues there; default runs/demo, --latent runs/demo-latent)")
+    .option("--latent", `the paper's latent diffusion experiment on the shipped latent pipeline (its UNet pruned; the autoencoder untouched): ${BUDGETS.latent.finetuneSteps} fine-tuning steps, ${BUDGETS.latent.numSamples} samples; with --full ${BUDGETS.latentFull.finetuneSteps} steps, ${BUDGETS.latentFull.numSamples} samples and the scratch row`)
     .option("--methods <list>", `comma-separated criteria (default ${BUDGETS.default.methods.join(",")}; --full adds scratch: the pruned size re-initialised and trained for the same budget)`)
     .option("--ratio <r>", "pruning ratio per group", fraction(), 0.3)
     .option("--thr <x>", "Diff-Pruning's loss threshold", fraction(), 0.05)
@@ -113,7 +120,8 @@ export function registerDemo(program: Command): void {
       const start = Date.now();
       const bars = new Map<string, Progress>();
       const say = args.json ? console.error : console.log;
-      const metrics = runComparison(demoOptions(args), {
+      const options = demoOptions(args);
+      const metrics = runComparison(options, {
         onStage: (stage, total, text) => say(`\n[${stage}/${total}] ${text}`),
         onMessage: (text) => say(text),
         onProgress: (label, done, total) => {
@@ -125,6 +133,6 @@ export function registerDemo(program: Command): void {
       });
       if (args.json) return console.log(JSON.stringify(metrics));
       console.log(`\n${formatTable(metrics.rows)}`);
-      console.log(`\n${args.out}/report.html, metrics.json (${((Date.now() - start) / 60000).toFixed(1)} min)`);
+      console.log(`\n${options.out}/report.html, metrics.json (${((Date.now() - start) / 60000).toFixed(1)} min)`);
     });
 }
