@@ -7,10 +7,9 @@ import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../io/index.js";
 import { checkInputFiles, checkOutputs, writeFileMakingDirs } from "../io/paths.js";
 import { datasetPath, openDataset } from "../data/index.js";
-import { UNet2DModel } from "../models/index.js";
 import type { Tensor } from "../torch/index.js";
-import { generate, initialNoise, loadPipeline, samplingScheduler, SKIP_TYPES, type Scheduler, type SkipType } from "../diffusion/index.js";
-import { ClassifierExtractor, evaluate, InceptionExtractor, quantize8bit, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
+import { disposePipeline, imageShape, initialNoise, loadPipeline, SKIP_TYPES, type Pipeline, type Scheduler, type SkipType } from "../diffusion/index.js";
+import { ClassifierExtractor, evaluate, evaluationSamples, InceptionExtractor, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
 import { gatherRows, inGroup, shardRows, writesOutputs } from "../workflow/distributed.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
 import { defaultClassifierDir } from "../metrics/extractors/classifier.js";
@@ -77,10 +76,8 @@ export function formatReport(r: EvalReport): string {
  * `model`'s samples from `noise` as evaluate makes them (DDIM, eta 0, 8-bit), this rank making
  * its share; every rank gets them all.
  */
-function sampleShared(model: UNet2DModel, scheduler: Scheduler, noise: Tensor, args: EvalArgs, onStep: (done: number, total: number) => void): Tensor {
-  const raw = generate(model, samplingScheduler(scheduler, "ddim"), shardRows(noise), { numInferenceSteps: args.steps, eta: 0, skip: args.skip, batchSize: args.batchSize, onStep });
-  const mine = quantize8bit(raw);
-  raw.dispose();
+function sampleShared(p: Pick<Pipeline, "model" | "autoencoder">, scheduler: Scheduler, noise: Tensor, args: EvalArgs, onStep: (done: number, total: number) => void): Tensor {
+  const mine = evaluationSamples(p.model, p.autoencoder, scheduler, shardRows(noise), { steps: args.steps, skip: args.skip, batchSize: args.batchSize, onStep });
   const all = gatherRows(mine, noise.shape[0]!);
   mine.dispose();
   return all;
@@ -103,9 +100,13 @@ export function evalAction(args: EvalArgs): void {
     { flag: "--init-noise", path: args.initNoise },
     { flag: "--inception-weights", path: args.inceptionWeights },
   ]);
-  const { model, scheduler } = loadPipeline({ model: args.model });
-  const reference = args.reference ? UNet2DModel.fromPretrained(args.reference) : null;
-  const c = model.config;
+  const pipeline = loadPipeline({ model: args.model }, { latent: true });
+  const { model, scheduler, autoencoder } = pipeline;
+  const referencePipeline = args.reference ? loadPipeline({ model: args.reference }, { latent: true }) : null;
+  const reference = referencePipeline?.model ?? null;
+  // The images FID and SSIM see: a latent pipeline's decoded samples.
+  const image = imageShape(model, autoencoder);
+  const c = { in_channels: image.channels, sample_size: image.size };
   // No metric named: all that apply. SSIM needs a reference; FID an extractor that takes the
   // model's images (the classifier: 1x32x32; Inception: any, once given its weights).
   const all = !args.fid && !args.ssim && !args.latency;
@@ -135,19 +136,21 @@ export function evalAction(args: EvalArgs): void {
     if (noise.shape[0]! < torch.distributed.getWorldSize())
       throw new Error(`${noise.shape[0]} samples cannot be shared among ${torch.distributed.getWorldSize()} processes: ask for at least as many (--num) as processes`);
     shared = {
-      model: sampleShared(model, scheduler, noise, args, (d, t) => progress("sample model", d, t)),
-      reference: reference ? sampleShared(reference, scheduler, noise, args, (d, t) => progress("sample reference", d, t)) : null,
+      model: sampleShared(pipeline, scheduler, noise, args, (d, t) => progress("sample model", d, t)),
+      reference: referencePipeline ? sampleShared(referencePipeline, scheduler, noise, args, (d, t) => progress("sample reference", d, t)) : null,
     };
     if (!main) {
       torch.dispose([shared.model, ...(shared.reference ? [shared.reference] : []), noise]);
-      model.dispose();
-      reference?.dispose();
+      disposePipeline(pipeline);
+      if (referencePipeline) disposePipeline(referencePipeline);
       return;
     }
   }
   const report = evaluate({
     model,
+    autoencoder,
     reference,
+    referenceAutoencoder: referencePipeline?.autoencoder ?? null,
     scheduler,
     ...(shared ? { samples: shared } : noise ? { noise } : {}),
     steps: args.steps,
@@ -174,8 +177,8 @@ export function evalAction(args: EvalArgs): void {
   writeFileMakingDirs(args.out, (path) => writeJsonAtomic(path, metrics));
   if (args.json) console.log(JSON.stringify(metrics, null, 2));
   else console.log(`${formatReport(report)}\nmetrics in ${args.out}`);
-  model.dispose();
-  reference?.dispose();
+  disposePipeline(pipeline);
+  if (referencePipeline) disposePipeline(referencePipeline);
 }
 
 export function registerEval(program: Command): void {

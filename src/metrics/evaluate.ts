@@ -5,7 +5,7 @@ import type { Tensor } from "../torch/index.js";
 import { OptionError } from "../io/index.js";
 import type { ImageDataset } from "../data/index.js";
 import type { UNet2DModel } from "../models/index.js";
-import { generate, samplingScheduler, type Scheduler, type SkipType } from "../diffusion/index.js";
+import { defaultClassLabels, generateImages, imageShape, samplingScheduler, type Autoencoder, type Scheduler, type SkipType } from "../diffusion/index.js";
 import { countOpsAndParams, unetForward } from "../pruning/index.js";
 import { compareSamples } from "./consistency.js";
 import type { FeatureExtractor } from "./extractors/extractor.js";
@@ -14,8 +14,12 @@ import { measureLatency, type Latency } from "./latency.js";
 
 export interface EvaluateOptions {
   model: UNet2DModel;
+  /** A latent pipeline's autoencoder: the model's samples are its decoded latents. */
+  autoencoder?: Autoencoder | null;
   /** The model it is compared with (the unpruned original); SSIM needs one. */
   reference?: UNet2DModel | null;
+  /** The reference's autoencoder, when it is a latent pipeline. */
+  referenceAutoencoder?: Autoencoder | null;
   /** The training schedule; sampling uses DDIM with eta 0 on it. */
   scheduler: Scheduler;
   /** Initial noise [N, C, H, W] for the samples FID and SSIM use (both see them 8-bit, as saved); needed when either is asked for. */
@@ -75,18 +79,45 @@ const macsOf = (m: UNet2DModel): number => countOpsAndParams(m, unetForward(m)).
 
 const report = (l: Latency): LatencyReport => ({ batch_size: l.batchSize, median_ms: l.medianMs, runs_ms: l.runsMs });
 
-function sameImages(a: UNet2DModel, b: UNet2DModel): void {
-  const shape = (m: UNet2DModel) => `${m.config.in_channels}x${m.config.sample_size}x${m.config.sample_size}`;
-  if (shape(a) !== shape(b)) throw new Error(`the reference makes ${shape(b)} images but the model ${shape(a)}: compare models of the same image shape`);
+/** The images a model (with its autoencoder, if any) makes, as "CxHxW". */
+function imagesOf(m: UNet2DModel, ae: Autoencoder | null): string {
+  const { channels, size } = imageShape(m, ae);
+  return `${channels}x${size}x${size}`;
+}
+
+/**
+ * Samples of `m` (decoded by `ae` for a latent pipeline; a class table's classes in turn) from
+ * `noise`, as evaluate measures them: DDIM with eta 0, 8-bit. The caller disposes them.
+ */
+export function evaluationSamples(
+  m: UNet2DModel,
+  ae: Autoencoder | null,
+  scheduler: Scheduler,
+  noise: Tensor,
+  o: { steps: number; skip: SkipType; batchSize: number; onStep?: (done: number, total: number) => void },
+): Tensor {
+  const classLabels = defaultClassLabels(m.config, noise.shape[0]!, "evaluate");
+  const raw = generateImages({ model: m, autoencoder: ae }, samplingScheduler(scheduler, "ddim"), noise, {
+    numInferenceSteps: o.steps,
+    eta: 0,
+    skip: o.skip,
+    batchSize: o.batchSize,
+    ...(classLabels ? { classLabels } : {}),
+    ...(o.onStep ? { onStep: o.onStep } : {}),
+  });
+  const s = quantize8bit(raw);
+  raw.dispose();
+  return s;
 }
 
 export function evaluate(options: EvaluateOptions): EvalReport {
-  const { model, reference = null, scheduler, noise, steps = 100, skip = "uniform", batchSize = 64, onProgress } = options;
+  const { model, autoencoder = null, reference = null, referenceAutoencoder = null, scheduler, noise, steps = 100, skip = "uniform", batchSize = 64, onProgress } = options;
   const given = options.samples ?? null;
   const needSamples = (Boolean(options.fid) || Boolean(options.ssim)) && !given;
   if (options.ssim && !reference && !given?.reference) throw new OptionError((n) => `SSIM compares the model with a reference: give one (${n("reference")})`);
   if (needSamples && !noise) throw new Error("FID and SSIM need initial noise for sampling");
-  if (reference) sameImages(model, reference);
+  if (reference && imagesOf(model, autoencoder) !== imagesOf(reference, referenceAutoencoder))
+    throw new Error(`the reference makes ${imagesOf(reference, referenceAutoencoder)} images but the model ${imagesOf(model, autoencoder)}: compare models of the same image shape`);
   const out: EvalReport = {
     params: { model: model.numParameters(), reference: reference?.numParameters() ?? null },
     macs: { model: macsOf(model), reference: reference ? macsOf(reference) : null },
@@ -103,18 +134,13 @@ export function evaluate(options: EvaluateOptions): EvalReport {
     if (needSamples && noise) {
       const n = noise.shape[0]!;
       out.sampler = { scheduler: "ddim", eta: 0, steps, skip, num_samples: n };
-      const sample = (m: UNet2DModel, stage: string) => {
-        const raw = generate(m, samplingScheduler(scheduler, "ddim"), noise, {
-          numInferenceSteps: steps, eta: 0, skip, batchSize,
-          onStep: (done, total) => onProgress?.(stage, done, total),
-        });
-        const s = quantize8bit(raw);
-        raw.dispose();
+      const sample = (m: UNet2DModel, ae: Autoencoder | null, stage: string) => {
+        const s = evaluationSamples(m, ae, scheduler, noise, { steps, skip, batchSize, onStep: (done, total) => onProgress?.(stage, done, total) });
         owned.push(s);
         return s;
       };
-      samples = sample(model, "sample model");
-      if (reference) referenceSamples = sample(reference, "sample reference");
+      samples = sample(model, autoencoder, "sample model");
+      if (reference) referenceSamples = sample(reference, referenceAutoencoder, "sample reference");
     }
 
     if (options.fid && samples) {

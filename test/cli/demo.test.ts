@@ -136,3 +136,27 @@ describe("diffprune demo", () => {
     }
   });
 });
+
+describe("diffprune demo --latent", () => {
+  test("runs the comparison on the shipped latent pipeline: its UNet pruned, samples decoded to images, FID on them", () => {
+    const out = join(scratch, "latent");
+    const r = run([
+      main, "demo", "--latent", "--data", "fashion-mnist:test", "--out", out, "--methods", "diff-pruning,magnitude",
+      "--finetune-steps", "2", "--batch-size", "2", "--num-samples", "4", "--sampling-steps", "2", "--calib-batch", "2", "--json",
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const metrics = JSON.parse(r.stdout) as { options: { model: string }; rows: Row[] };
+    assert.equal(metrics.options.model, join(repoRoot(), "models", "fashion-mnist-ldm"));
+    assert.deepEqual(metrics.rows.map((row) => row.name), ["pretrained", "diff-pruning", "magnitude"]);
+    const [base, ...pruned] = metrics.rows;
+    assert.equal(base!.params, 4441412, "the shipped UNet's params (the autoencoder is not counted per step)");
+    for (const row of pruned) {
+      assert.ok(row.params < 0.6 * base!.params && row.macs < 0.6 * base!.macs, `${row.name} is pruned`);
+      assert.ok(row.ssim !== null && row.ssim > 0 && row.ssim <= 1);
+      assert.ok(row.fid !== null && Number.isFinite(row.fid), "FID on decoded 1x32x32 images");
+    }
+    // the pruned pipelines keep the shipped autoencoder, byte for byte
+    const vae = (dir: string) => readFileSync(join(dir, "vae", "diffusion_pytorch_model.safetensors"));
+    assert.ok(vae(join(out, "diff-pruning", "pruned")).equals(vae(join(repoRoot(), "models", "fashion-mnist-ldm"))));
+  });
+});

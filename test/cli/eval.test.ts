@@ -85,6 +85,38 @@ describe("diffprune eval without metric flags", () => {
   });
 });
 
+describe("diffprune eval on latent pipelines", () => {
+  test("samples are the decoded latents: SSIM between a pipeline and its pruned UNet equals the hand computation", async () => {
+    const { pruneModelFolder } = await import("../../src/workflow/index.js");
+    const { disposePipeline, generateImages, loadPipeline, samplingScheduler } = await import("../../src/diffusion/index.js");
+    const { compareSamples, quantize8bit } = await import("../../src/metrics/index.js");
+    const pruned = join(scratch, "ldm-pruned");
+    pruneModelFolder({ model: fixture("ldm-tiny"), method: "magnitude", ratio: 0.3, out: pruned });
+    const out = join(scratch, "ldm", "metrics.json");
+    const r = run("eval", "--model", pruned, "--reference", fixture("ldm-tiny"), "--ssim", "--num", "3", "--steps", "2", "--seed", "4", "--out", out, "--json");
+    assert.equal(r.status, 0, r.stderr);
+    const m = readMetrics(out);
+    // by hand: the same noise (the latents' shape, seed 4), DDIM 2 steps, decoded, 8-bit
+    const images = (dir: string) => {
+      const p = loadPipeline({ model: dir }, { latent: true });
+      torch.manualSeed(4);
+      const c = p.model.config;
+      const noise = torch.randn([3, c.in_channels, c.sample_size, c.sample_size]);
+      const x = quantize8bit(generateImages(p, samplingScheduler(p.scheduler, "ddim"), noise, { numInferenceSteps: 2, eta: 0, skip: "uniform" }));
+      disposePipeline(p);
+      return x;
+    };
+    const a = images(pruned);
+    const b = images(fixture("ldm-tiny"));
+    assert.deepEqual(a.shape, [3, 3, 32, 32], "decoded images, not 16x16 latents");
+    const expected = compareSamples(a, b);
+    assert.ok(Math.abs(m.ssim!.mean - expected.ssim) < 1e-5, `${m.ssim!.mean} vs ${expected.ssim}`);
+    assert.ok(Math.abs(m.ssim!.mse - expected.mse) < 1e-6);
+    assert.ok(m.ssim!.mean < 0.999, "the pruned UNet's images differ");
+    torch.dispose([a, b]);
+  });
+});
+
 describe("diffprune eval: bad requests", () => {
   test("the command fails with one line and writes nothing", () => {
     const out = join(scratch, "bad.json");
