@@ -196,4 +196,6 @@ export const NOT_OPS: ReadonlySet<string> = new Set([
   "requiresGrad", "setRequiresGrad", "isLeaf", "retainGrad", "backward", "grad", "setGrad", "zeroGrad",
   "setGradEnabled", "isGradEnabled", "adamwStep", "clipGradNorm", "emaUpdate",
   "empty", "zeros", "ones", "full", "arange", "linspace", "rand", "randn", "randint", "randperm", "fromBuffer",
+  // torch.distributed: collectives between processes, never part of a model's forward
+  "distInit", "distDestroy", "distIsInitialized", "distAllReduce", "distBroadcast", "distAllGather", "distBarrier", "distExitWithParent",
 ]);

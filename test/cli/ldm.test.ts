@@ -4,11 +4,12 @@
 // and the commands that read models on pixels only refuse a latent pipeline instead of half-using it.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { loadFile, readImage } from "../../src/io/index.js";
 import { VQModel } from "../../src/models/index.js";
+import { disposePipeline, loadPipeline } from "../../src/diffusion/index.js";
 import { fixture, repoRoot, scratchDir, tinyImageFolder } from "../helpers/fixtures.js";
 import { maxAbsDiff } from "../helpers/assert.js";
 
@@ -79,10 +80,14 @@ describe("diffprune on a latent pipeline", () => {
     assert.match(r.stderr, /--flip mirrors training images, but a latent pipeline trains on latents/);
   });
 
-  test("commands on pixels only refuse a latent pipeline rather than treat its latents as images", () => {
-    const e = run("eval", "--model", ldm, "--latency", "--out", join(scratch, "eval.json"));
-    assert.equal(e.status, 1);
-    assert.match(e.stderr, /is a latent diffusion pipeline .*the UNet alone would make latents, not images/);
-    assert.ok(!existsSync(join(scratch, "eval.json")));
+  test("eval measures a latent pipeline's UNet (params, MACs and latency per sampling step)", () => {
+    const out = join(scratch, "eval.json");
+    const e = run("eval", "--model", ldm, "--latency", "--latency-batch", "2", "--repeats", "1", "--out", out);
+    assert.equal(e.status, 0, e.stderr);
+    const m = JSON.parse(readFileSync(out, "utf8")) as { params: { model: number }; latency: { model: { batch_size: number }[] } };
+    const p = loadPipeline({ model: ldm }, { latent: true });
+    assert.equal(m.params.model, p.model.numParameters(), "the UNet's params, not the autoencoder's");
+    assert.deepEqual(m.latency.model.map((l) => l.batch_size), [1, 2]);
+    disposePipeline(p);
   });
 });
