@@ -66,6 +66,18 @@ export const SKIP_HELP =
 const FLAG_ALIASES: Record<string, string> = { ignoredLayers: "--ignore", file: "--init-noise" };
 
 /** The flag of a library option (roundTo -> --round-to); a name that is already a flag stays. */
+/** What addOptimizationOptions parses. */
+export interface OptimizationArgs {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  lrSchedule: "constant" | "cosine";
+}
+
+/** The trainers' options from those flags. */
+export const optimizationOf = (a: OptimizationArgs) => ({ steps: a.steps, batchSize: a.batchSize, lr: a.lr, warmupSteps: a.warmup, lrSchedule: a.lrSchedule });
+
 /** A trainer's optimisation flags, with its defaults: --steps, --batch-size, --lr, --warmup, --lr-schedule. */
 export function addOptimizationOptions(
   cmd: Command,

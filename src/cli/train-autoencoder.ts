@@ -3,20 +3,15 @@
 // --autoencoder <run>/model` then trains a latent UNet on its latents.
 import type { Command } from "commander";
 import { AUTOENCODER_TRAIN_DEFAULTS, trainAutoencoder } from "../workflow/index.js";
-import { addOptimizationOptions, nonNegativeInt, nonNegativeNumber, positiveInt } from "./args.js";
+import { addOptimizationOptions, nonNegativeInt, nonNegativeNumber, positiveInt, optimizationOf, type OptimizationArgs } from "./args.js";
 import { Progress } from "./progress.js";
 
-interface TrainAutoencoderArgs {
+interface TrainAutoencoderArgs extends OptimizationArgs {
   config?: string;
   model?: string;
   data: string;
   evalData?: string;
   out: string;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  warmup: number;
-  lrSchedule: "constant" | "cosine";
   klWeight: number;
   codebookWeight: number;
   gradClip: number;
@@ -37,11 +32,7 @@ export function trainAutoencoderAction(args: TrainAutoencoderArgs): void {
     out: args.out,
     resume: args.resume,
     train: {
-      steps: args.steps,
-      batchSize: args.batchSize,
-      lr: args.lr,
-      warmupSteps: args.warmup,
-      lrSchedule: args.lrSchedule,
+      ...optimizationOf(args),
       klWeight: args.klWeight,
       codebookWeight: args.codebookWeight,
       gradClip: args.gradClip,

@@ -4,22 +4,17 @@
 import type { Command } from "commander";
 import { TRAIN_DEFAULTS } from "../diffusion/index.js";
 import { finetune } from "../workflow/index.js";
-import { addOptimizationOptions, fraction, nonNegativeInt, nonNegativeNumber, positiveInt } from "./args.js";
+import { addOptimizationOptions, fraction, nonNegativeInt, nonNegativeNumber, positiveInt, optimizationOf, type OptimizationArgs } from "./args.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
 import { writesOutputs } from "../workflow/distributed.js";
 import { Progress } from "./progress.js";
 
-interface TrainArgs {
+interface TrainArgs extends OptimizationArgs {
   config?: string;
   model?: string;
   autoencoder?: string;
   data: string;
   out: string;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  warmup: number;
-  lrSchedule: "constant" | "cosine";
   ema: boolean;
   dropout?: number;
   flip: boolean;
@@ -54,11 +49,7 @@ export function trainAction(args: TrainArgs): void {
     resume: args.resume,
     record: recorded(args),
     train: {
-      steps: args.steps,
-      batchSize: args.batchSize,
-      lr: args.lr,
-      warmupSteps: args.warmup,
-      lrSchedule: args.lrSchedule,
+      ...optimizationOf(args),
       ema: args.ema,
       flip: args.flip,
       gradClip: args.gradClip,
