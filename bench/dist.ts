@@ -9,7 +9,6 @@
 // The script is its own worker: started with DIFFPRUNE_BENCH_ROLE set, it runs one role.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -20,6 +19,7 @@ import { UNet2DModel } from "../src/models/index.js";
 import { DDPMScheduler, Trainer } from "../src/diffusion/index.js";
 import { packageRoot } from "../src/io/index.js";
 import { median, progress, round } from "./common.js";
+import { freePort } from "../src/cli/launch.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SIZES_MIB = [1, 4, 16, 64];
@@ -75,7 +75,7 @@ function trainRole(): Record<string, unknown> {
   const model = embeddedModel();
   const trainer = new Trainer(model, new DDPMScheduler(), randomImages(BATCH * 8), dir, { batchSize: BATCH, steps: 1_000_000, warmupSteps: 0 });
   const dist = torch.distributed;
-  const group = dist.isInitialized() && dist.getWorldSize() > 1;
+  const group = dist.inGroup();
   try {
     for (let i = 0; i < REPEATS.warmupSteps; i++) trainer.trainStep();
     if (group) dist.barrier();
@@ -109,17 +109,6 @@ function trainRole(): Record<string, unknown> {
 }
 
 // ---- the parent: starts the workers and collects rank 0's line ----
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 /** Runs `role` in `worldSize` processes of `threads` threads each; rank 0's JSON. */
 async function runRole(role: Role["role"], worldSize: number, threads: number): Promise<Record<string, unknown>> {

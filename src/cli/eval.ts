@@ -10,7 +10,7 @@ import { datasetPath, openDataset } from "../data/index.js";
 import type { Tensor } from "../torch/index.js";
 import { disposePipeline, imageShape, initialNoise, loadPipeline, SKIP_TYPES, type Pipeline, type Scheduler, type SkipType } from "../diffusion/index.js";
 import { ClassifierExtractor, evaluate, evaluationSamples, InceptionExtractor, type EvalReport, type FeatureExtractor } from "../metrics/index.js";
-import { gatherRows, inGroup, shardRows, writesOutputs } from "../workflow/distributed.js";
+import { gatherRows, inGroup, shardRows, isMainProcess } from "../workflow/distributed.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
 import { defaultClassifierDir } from "../metrics/extractors/classifier.js";
 import { nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
@@ -123,7 +123,7 @@ export function evalAction(args: EvalArgs): void {
   if (want.fid && noise && noise.shape[0]! < 2) throw new Error("--fid needs at least 2 samples (--num); FID is biased at small N, 1000 or more is usual");
 
   const bars = new Map<string, Progress>();
-  const main = writesOutputs();
+  const main = isMainProcess();
   const progress = (stage: string, done: number, total: number) => {
     if (!main) return;
     let bar = bars.get(stage);

@@ -66,7 +66,7 @@ export async function runLaunched(args: LaunchArgs, command: () => void | Promis
 }
 
 /** A port free on `host` a moment ago (the OS's pick), for a one-machine rendezvous. */
-function freePort(host: string): Promise<number> {
+export function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", (err) => reject(new Error(`no free port on ${host} for the rendezvous (${err.message}): give --master-port`)));

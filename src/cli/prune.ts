@@ -8,7 +8,7 @@ import { pruneModelFolder, type PruningRecord } from "../workflow/index.js";
 import { cliMessage, fraction, nonNegativeInt, oneOf, positiveFraction, positiveInt } from "./args.js";
 import { formatCount } from "./format.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
-import { writesOutputs } from "../workflow/distributed.js";
+import { isMainProcess } from "../workflow/distributed.js";
 import { Progress } from "./progress.js";
 
 interface PruneArgs {
@@ -35,7 +35,7 @@ interface PruneArgs {
 
 export function pruneAction(args: PruneArgs): PruningRecord {
   const criterion = criterionNamed(args.method);
-  const main = writesOutputs(); // with several processes, rank 0 alone reports
+  const main = isMainProcess(); // with several processes, rank 0 alone reports
   const progress = new Progress(criterion.gradients === "informative" ? "gradients (t until loss < thr * max)" : "gradients (every t)", 1, 0, "t");
   const record = pruneModelFolder({
     ...args,
@@ -98,7 +98,7 @@ export function registerPrune(program: Command): void {
   addLaunchOptions(cmd).action((args: PruneArgs & LaunchArgs) =>
     runLaunched(args, () => {
       const r = pruneAction(args);
-      if (!writesOutputs()) return;
+      if (!isMainProcess()) return;
       if (args.json) console.log(JSON.stringify({ method: r.method, ratio: r.ratio, params: r.params, macs: r.macs, t_prime: r.gradients?.tPrime ?? null, out: args.out, autoencoder: r.autoencoder ?? null }));
       else console.log(summary(r));
     }),

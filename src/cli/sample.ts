@@ -28,7 +28,7 @@ import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../
 import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
-import { gatherRows, inGroup, myRows, shardList, shardRows, writesOutputs } from "../workflow/distributed.js";
+import { gatherRows, inGroup, myRows, shardList, shardRows, isMainProcess } from "../workflow/distributed.js";
 
 type Runtime = "libtorch" | "onnxruntime";
 
@@ -87,7 +87,7 @@ export async function sampleAction(args: SampleArgs): Promise<void> {
   const noise = initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed });
   torch.manualSeed(args.seed); // stochastic steps (DDPM, eta > 0) draw from here
   const n = noise.shape[0]!;
-  const main = writesOutputs();
+  const main = isMainProcess();
   if (inGroup() && n < torch.distributed.getWorldSize())
     throw new Error(`${n} samples cannot be shared among ${torch.distributed.getWorldSize()} processes: ask for at least as many samples (--num) as processes`);
   const labels = labelsFor(model.config, args.classLabels, n, main);

@@ -6,7 +6,7 @@ import { TRAIN_DEFAULTS } from "../diffusion/index.js";
 import { finetune } from "../workflow/index.js";
 import { addOptimizationOptions, fraction, nonNegativeInt, nonNegativeNumber, positiveInt, optimizationOf, type OptimizationArgs } from "./args.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
-import { writesOutputs } from "../workflow/distributed.js";
+import { isMainProcess } from "../workflow/distributed.js";
 import { Progress } from "./progress.js";
 
 interface TrainArgs extends OptimizationArgs {
@@ -35,7 +35,7 @@ function recorded(args: TrainArgs & Partial<LaunchArgs>): Record<string, unknown
 
 export function trainAction(args: TrainArgs): void {
   // rank 0 alone reports; the others train quietly (their errors still reach stderr)
-  const main = writesOutputs();
+  const main = isMainProcess();
   let progress: Progress | null = null;
   let encoding: Progress | null = null;
   const result = finetune({

@@ -118,12 +118,7 @@ export class Trainer {
     this.ema = o.ema ? new EMA(this.#params, { maxDecay: o.emaMaxDecay, invGamma: o.emaInvGamma, power: o.emaPower }) : null;
     torch.manualSeed(o.seed);
     this.#sampleNoise = torch.keep(torch.randn([o.numSamples, c.in_channels, c.sample_size, c.sample_size]));
-    if (this.writes) mkdirSync(join(outDir, "samples"), { recursive: true });
-  }
-
-  /** Whether this process writes the run's files: it trains alone, or is rank 0 of its group. */
-  get writes(): boolean {
-    return this.#ddp === null || this.#ddp.rank === 0;
+    if (torch.distributed.isMainProcess()) mkdirSync(join(outDir, "samples"), { recursive: true });
   }
 
   get checkpointPath(): string {
@@ -195,7 +190,8 @@ export class Trainer {
   run(hooks: TrainHooks = {}): void {
     const o = this.options;
     const log = this.logPath;
-    if (this.writes) {
+    const writes = torch.distributed.isMainProcess();
+    if (writes) {
       const torn = trimRunLog(log, this.step);
       if (torn) hooks.onEvent?.(torn);
     }
@@ -205,7 +201,7 @@ export class Trainer {
       const info = this.trainStep();
       hooks.onStep?.(info);
       this.#lossWindow.push(info.loss);
-      if (!this.writes) continue; // rank 0 alone logs, samples and checkpoints
+      if (!writes) continue; // rank 0 alone logs, samples and checkpoints
       if (this.step % o.logEvery === 0 || this.step === o.steps) {
         const loss = this.#lossWindow.reduce((a, b) => a + b, 0) / this.#lossWindow.length;
         appendLogEntry(log, { step: this.step, loss, lr: info.lr, grad_norm: info.gradNorm, time: new Date().toISOString() });
@@ -324,8 +320,9 @@ export class Trainer {
     const counters = torch.tensor([this.step, this.ema?.optimizationStep ?? 0, this.optimizer.stepCount], { dtype: "float64" });
     try {
       torch.distributed.broadcast([...tensors, counters], 0);
-      [this.step, this.optimizer.stepCount] = [counters.toArray()[0]!, counters.toArray()[2]!];
-      if (this.ema) this.ema.optimizationStep = counters.toArray()[1]!;
+      const [step, emaStep, optimizerStep] = counters.toArray() as [number, number, number];
+      [this.step, this.optimizer.stepCount] = [step, optimizerStep];
+      if (this.ema) this.ema.optimizationStep = emaStep;
     } finally {
       counters.dispose();
     }
@@ -382,7 +379,7 @@ interface DataParallel {
  */
 function dataParallel(batchSize: number): DataParallel | null {
   const dist = torch.distributed;
-  if (!dist.isInitialized() || dist.getWorldSize() === 1) return null;
+  if (!dist.inGroup()) return null;
   const worldSize = dist.getWorldSize();
   if (batchSize % worldSize !== 0)
     throw new OptionError(

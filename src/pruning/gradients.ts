@@ -99,7 +99,7 @@ interface Shard {
 /** This rank's contiguous share of a batch of `batch` (torch.tensor_split's), or null outside a group. */
 function calibrationShard(batch: number): Shard | null {
   const dist = torch.distributed;
-  if (!dist.isInitialized() || dist.getWorldSize() === 1) return null;
+  if (!dist.inGroup()) return null;
   const world = dist.getWorldSize();
   if (batch < world)
     throw new RangeError(`the calibration batch has ${batch} images for ${world} processes: each needs at least one; draw a batch of ${world} or more (--calib-batch), or use fewer processes`);

@@ -14,17 +14,6 @@ export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
 /** DDP's default bucket size (bucket_cap_mb = 25). */
 export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
 
-interface DistNative {
-  distInit(backend: string, host: string, port: number, rank: number, worldSize: number, timeoutMs: number): void;
-  distDestroy(): boolean;
-  distIsInitialized(): boolean;
-  distAllReduce(ts: Handle[], op: string, bucketBytes: number): void;
-  distBroadcast(ts: Handle[], src: number, bucketBytes: number): void;
-  distAllGather(t: Handle): Handle[];
-  distBarrier(): void;
-  distExitWithParent(ppid: number): void;
-}
-const dist = native as unknown as DistNative;
 
 /** A rendezvous or a collective that failed: a peer died, a timeout passed, an address was wrong. */
 export class DistributedError extends Error {
@@ -77,7 +66,7 @@ export function initProcessGroup(o: InitOptions): void {
   if (!Number.isSafeInteger(s.timeout) || s.timeout < 1) throw new RangeError(`initProcessGroup: timeout must be a positive number of milliseconds, got ${s.timeout}`);
   if (state) throw new DistributedError("initProcessGroup: the default process group is already initialized; call destroyProcessGroup() first");
   try {
-    dist.distInit(s.backend, s.masterAddr, s.masterPort, s.rank, s.worldSize, s.timeout);
+    native.distInit(s.backend, s.masterAddr, s.masterPort, s.rank, s.worldSize, s.timeout);
   } catch (err) {
     const where = `${s.masterAddr}:${s.masterPort}`;
     const check =
@@ -91,11 +80,17 @@ export function initProcessGroup(o: InitOptions): void {
 
 /** Leaves the default group (torch.distributed.destroy_process_group); a no-op when there is none. */
 export function destroyProcessGroup(): void {
-  dist.distDestroy();
+  native.distDestroy();
   state = null;
 }
 
 export const isInitialized = (): boolean => state !== null;
+
+/** Whether this process is in a group of more than one (and so shares its work). */
+export const inGroup = (): boolean => state !== null && state.worldSize > 1;
+
+/** Whether this process writes outputs and reports: it runs alone, or it is rank 0. */
+export const isMainProcess = (): boolean => state === null || state.rank === 0;
 
 function group(op: string): GroupState {
   if (!state) throw new DistributedError(`${op}: the default process group is not initialized; call initProcessGroup() or initFromEnv() first`);
@@ -133,22 +128,22 @@ export interface BucketOptions {
  */
 export function allReduce(tensors: readonly Tensor[], op: ReduceOp = "sum", { bucketBytes = DEFAULT_BUCKET_BYTES }: BucketOptions = {}): void {
   if (op !== "sum" && op !== "avg") throw new RangeError(`allReduce: op must be "sum" or "avg", got ${JSON.stringify(op)}`);
-  collective("allReduce", () => dist.distAllReduce(handles(tensors), op, bucketBytes));
+  collective("allReduce", () => native.distAllReduce(handles(tensors), op, bucketBytes));
 }
 
 /** Copies rank `src`'s values of `tensors` into every rank's, in place (in flat buckets). */
 export function broadcast(tensors: readonly Tensor[], src = 0, { bucketBytes = DEFAULT_BUCKET_BYTES }: BucketOptions = {}): void {
-  collective("broadcast", () => dist.distBroadcast(handles(tensors), src, bucketBytes));
+  collective("broadcast", () => native.distBroadcast(handles(tensors), src, bucketBytes));
 }
 
 /** Every rank's `tensor` (same shape and dtype on all), in rank order. */
 export function allGather(tensor: Tensor): Tensor[] {
-  return collective("allGather", () => dist.distAllGather(tensor.handle)).map((h) => new Tensor(h));
+  return collective("allGather", () => native.distAllGather(tensor.handle)).map((h) => new Tensor(h));
 }
 
 /** Returns when every rank has called barrier(). */
 export function barrier(): void {
-  collective("barrier", () => dist.distBarrier());
+  collective("barrier", () => native.distBarrier());
 }
 
 /**
@@ -242,5 +237,5 @@ export function initFromEnv(o: { backend?: Backend; timeout?: number } = {}, env
  * dies, even while a computation blocks its event loop; at once when it is already gone.
  */
 export function exitWithParent(ppid: number): void {
-  if (process.platform === "linux") dist.distExitWithParent(ppid);
+  if (process.platform === "linux") native.distExitWithParent(ppid);
 }

@@ -127,6 +127,15 @@ export interface Native {
   adamwStep(params: H[], expAvg: H[], expAvgSq: H[], step: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number): void;
   clipGradNorm(params: H[], maxNorm: number): number;
   emaUpdate(ema: H[], params: H[], decay: number): void;
+  // torch.distributed (c10d): the default process group and its collectives
+  distInit(backend: string, host: string, port: number, rank: number, worldSize: number, timeoutMs: number): void;
+  distDestroy(): boolean;
+  distIsInitialized(): boolean;
+  distAllReduce(ts: H[], op: string, bucketBytes: number): void;
+  distBroadcast(ts: H[], src: number, bucketBytes: number): void;
+  distAllGather(t: H): H[];
+  distBarrier(): void;
+  distExitWithParent(ppid: number): void;
 }
 
 /** The raw unary/binary ops, called by name from Tensor. */

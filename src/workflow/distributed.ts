@@ -4,11 +4,8 @@
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 
-/** Whether this process is in a group of more than one. */
-export const inGroup = (): boolean => torch.distributed.isInitialized() && torch.distributed.getWorldSize() > 1;
-
-/** Whether this process writes outputs: it runs alone, or it is rank 0. */
-export const writesOutputs = (): boolean => !torch.distributed.isInitialized() || torch.distributed.getRank() === 0;
+export { inGroup, isMainProcess } from "../torch/distributed.js";
+const { inGroup } = torch.distributed;
 
 /** This rank's rows [start, start + count) of `n` (all of them outside a group). */
 export function myRows(n: number): { start: number; count: number } {

@@ -25,7 +25,7 @@ import {
   type TrainOptions,
 } from "../diffusion/index.js";
 import { latentDataset, LatentTrainer } from "./latent-data.js";
-import { writesOutputs } from "./distributed.js";
+import { isMainProcess } from "./distributed.js";
 
 export interface FinetuneOptions extends ModelSource {
   /** Training data (a dataset spec). */
@@ -101,7 +101,7 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
     data.dispose();
   };
   let trainer: Trainer;
-  const writes = writesOutputs();
+  const writes = isMainProcess();
   // A run that fails before its first step leaves no folder behind (one that trained is resumable).
   const created = writes ? makeDirs(o.out) : [];
   try {

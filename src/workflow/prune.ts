@@ -23,7 +23,7 @@ import {
   type ImportanceVariant,
 } from "../pruning/index.js";
 import { PRUNING_FILE, writePruningRecord, type PruningRecord } from "./record.js";
-import { writesOutputs } from "./distributed.js";
+import { isMainProcess } from "./distributed.js";
 
 export const SCHEDULER_FILE = SCHEDULER_CONFIG;
 
@@ -205,7 +205,7 @@ export function pruneModelFolder(o: PruneFolderOptions): PruningRecord {
     // and record or the new ones, never a mix, and a failure leaves nothing. In a
     // torch.distributed group (the gradient loop shared) every rank pruned the same channels;
     // rank 0 writes, and every rank returns once it has.
-    if (writesOutputs())
+    if (isMainProcess())
       writeFolderAtomic(o.out, (dir) => {
         savePipeline(dir, pipeline);
         writePruningRecord(dir, record);

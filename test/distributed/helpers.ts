@@ -1,24 +1,12 @@
 // Helpers of the distributed tests: free loopback ports, and processes run with a time limit.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { repoRoot } from "../helpers/fixtures.js";
 
 export const cliMain = join(repoRoot(), "dist", "src", "cli", "main.js");
 export const workerScript = join(repoRoot(), "dist", "test", "distributed", "worker.js");
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the OS's pick). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../../src/cli/launch.js";
 
 export interface Exit {
   code: number | null;
