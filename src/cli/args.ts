@@ -65,7 +65,6 @@ export const SKIP_HELP =
 /** Library option names whose flag is not their kebab-case form. */
 const FLAG_ALIASES: Record<string, string> = { ignoredLayers: "--ignore", file: "--init-noise" };
 
-/** The flag of a library option (roundTo -> --round-to); a name that is already a flag stays. */
 /** What addOptimizationOptions parses. */
 export interface OptimizationArgs {
   steps: number;
@@ -92,6 +91,7 @@ export function addOptimizationOptions(
     .option("--lr-schedule <s>", "after warm-up: constant or cosine", oneOf("constant", "cosine"), d.lrSchedule);
 }
 
+/** The flag of a library option (roundTo -> --round-to); a name that is already a flag stays. */
 export function flagOf(option: string): string {
   if (option.startsWith("-")) return option;
   return FLAG_ALIASES[option] ?? `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;

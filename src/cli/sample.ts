@@ -8,12 +8,11 @@ import { InvalidArgumentError, type Command } from "commander";
 import * as torch from "../torch/index.js";
 import { imageFromTensor, makeGrid, saveFile, writePng } from "../io/index.js";
 import {
-  cycledClassLabels,
+  defaultClassLabels,
   disposePipeline,
   generateAsync,
   generateImages,
   initialNoise,
-  isClassConditional,
   loadPipeline,
   samplingScheduler,
   SKIP_TYPES,
@@ -63,9 +62,9 @@ function classList(value: string): number[] {
  */
 function labelsFor(config: ClassConditioning, given: number[] | undefined, n: number, say = true): ClassLabelsInput | undefined {
   if (given !== undefined) return given.length === 1 ? given[0]! : given;
-  if (!isClassConditional(config) || config.class_embed_type != null || config.num_class_embeds == null) return undefined;
-  if (say) console.error(`class-conditional model (num_class_embeds ${config.num_class_embeds}): sampling its classes in turn; choose them with --class-labels`);
-  return cycledClassLabels(config.num_class_embeds, n);
+  const cycled = defaultClassLabels(config, n, "sample: no --class-labels");
+  if (cycled && say) console.error(`class-conditional model (num_class_embeds ${config.num_class_embeds}): sampling its classes in turn; choose them with --class-labels`);
+  return cycled;
 }
 
 /** What sample writes; an existing --out holding only these (or nothing) may be replaced. */

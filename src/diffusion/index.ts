@@ -3,11 +3,12 @@ export * from "./schedulers/index.js";
 export { denoisingLoss } from "./loss.js";
 export * from "./class-labels.js";
 export { generate, generateAsync, samplingScheduler, type AsyncDenoiser, type GenerateOptions, type SchedulerName } from "./sample.js";
-export { Trainer, TrainingDivergedError, TRAIN_DEFAULTS, CHECKPOINT_NAME, learningRate, withWeights, checkpointState, type TrainOptions, type StepInfo, type TrainHooks } from "./train.js";
+export { Trainer, TrainingDivergedError, TRAIN_DEFAULTS, CHECKPOINT_NAME, learningRate, stepSeed, withWeights, checkpointState, type TrainOptions, type StepInfo, type TrainHooks } from "./train.js";
 export { CheckpointError } from "./train-options.js";
 export { RunLogError, LOG_NAME, readLossCurve } from "./run-log.js";
 export {
   loadPipeline,
+  loadAutoencoderFolder,
   pipelineLayout,
   disposePipeline,
   savePipeline,

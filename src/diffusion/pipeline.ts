@@ -10,6 +10,7 @@ import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { OptionError, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
 import { AutoencoderKL, CONFIG_NAME, resolveComponentFolder, resolveModelFolder, resolveUNet2DConfig, UNet2DModel, VQModel } from "../models/index.js";
+import { readConfig } from "../models/checkpoint.js";
 import { DDPMScheduler, loadScheduler, type Scheduler } from "./schedulers/index.js";
 
 export interface ModelSource {
@@ -175,10 +176,7 @@ export function loadPipeline(source: ModelSource, { latent = false }: LoadPipeli
   // pixels) would wreck them, so a latent pipeline's scheduler does not clip, as latent-diffusion's.
   const scheduler = new DDPMScheduler({ clip_sample: false });
   try {
-    const dir = resolveComponentFolder(source.autoencoder, ["vae", "vqvae"]);
-    const className = JSON.parse(readFileSync(join(dir, CONFIG_NAME), "utf8"))._class_name as unknown;
-    const autoencoder = className === "VQModel" ? VQModel.fromPretrained(dir) : AutoencoderKL.fromPretrained(dir);
-    const folder: AutoencoderFolder = className === "VQModel" ? "vqvae" : "vae";
+    const { autoencoder, folder, dir } = loadAutoencoderFolder(source.autoencoder);
     try {
       checkLatentShapes(file, model, autoencoder, dir);
     } catch (err) {
@@ -209,7 +207,7 @@ function loadFolder(dir: string, latent: boolean): Pipeline {
     disposeAll.push(scheduler);
     if (!ae) return { model, scheduler, autoencoder: null, autoencoderSource: null };
     const aeDir = join(dir, ae.folder);
-    const autoencoder = ae.className === "VQModel" ? VQModel.fromPretrained(aeDir) : AutoencoderKL.fromPretrained(aeDir);
+    const autoencoder = autoencoderOf(ae.className, aeDir);
     disposeAll.push(autoencoder);
     checkLatentShapes(`${dir}: unet/config.json`, model, autoencoder, `${ae.folder}/`);
     return { model, scheduler, autoencoder, autoencoderSource: { folder: ae.folder, dir: aeDir } };
@@ -217,6 +215,20 @@ function loadFolder(dir: string, latent: boolean): Pipeline {
     for (const m of disposeAll) m.dispose();
     throw err;
   }
+}
+
+const autoencoderOf = (className: AutoencoderClass, dir: string): Autoencoder => (className === "VQModel" ? VQModel.fromPretrained(dir) : AutoencoderKL.fromPretrained(dir));
+
+/**
+ * An autoencoder folder (AutoencoderKL or VQModel, as its config.json's _class_name says), or the
+ * vae/ or vqvae/ of a pipeline folder; `folder` is where a pipeline keeps one of its class.
+ */
+export function loadAutoencoderFolder(path: string): { autoencoder: Autoencoder; folder: AutoencoderFolder; dir: string } {
+  const dir = resolveComponentFolder(path, ["vae", "vqvae"]);
+  const className = readConfig(dir)._class_name;
+  if (className !== "VQModel" && className !== "AutoencoderKL")
+    throw new PipelineError(`${join(dir, CONFIG_NAME)}: _class_name ${show(className)} is not an autoencoder diffprune has (VQModel, AutoencoderKL)`);
+  return { autoencoder: autoencoderOf(className, dir), folder: className === "VQModel" ? "vqvae" : "vae", dir };
 }
 
 /** The UNet must take and predict the autoencoder's latents. */

@@ -58,7 +58,7 @@ export function learningRate(o: Pick<TrainOptions, "lr" | "warmupSteps" | "lrSch
 }
 
 /** The generator seed of step k: distinct per (seed, step), so a resumed run redraws the same. */
-const stepSeed = (seed: number, step: number): number => (seed * 1_000_003 + step) % Number.MAX_SAFE_INTEGER;
+export const stepSeed = (seed: number, step: number): number => (seed * 1_000_003 + step) % Number.MAX_SAFE_INTEGER;
 
 /** Runs `fn` with the model's parameters replaced by `weights` (the EMA's), then restores them. */
 export function withWeights<T>(model: UNet2DModel, weights: Tensor[], fn: () => T): T {

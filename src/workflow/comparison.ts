@@ -9,9 +9,9 @@ import * as torch from "../torch/index.js";
 import { encodePng, loadFile, makeGrid, OptionError, saveFile, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
 import { checkOutputs, makeDirs } from "../io/paths.js";
 import { datasetPath, openDataset } from "../data/index.js";
-import { defaultClassLabels, disposePipeline, generateImages, imageShape, loadPipeline, MODEL_INDEX, samplingScheduler, type Pipeline, type SkipType } from "../diffusion/index.js";
+import { disposePipeline, imageShape, loadPipeline, MODEL_INDEX, type Pipeline, type SkipType } from "../diffusion/index.js";
 import { criterionNamed, drawCalibration, saveCalibration } from "../pruning/index.js";
-import { bootstrapMean, ClassifierExtractor, compareSamples, evaluate, quantize8bit } from "../metrics/index.js";
+import { bootstrapMean, ClassifierExtractor, compareSamples, evaluate, evaluationSamples } from "../metrics/index.js";
 import { pruneModelFolder } from "./prune.js";
 import { finetune } from "./finetune.js";
 import { readPruningRecord, storedGradients, type PruningRecord, type StoredGradients } from "./record.js";
@@ -145,20 +145,16 @@ function sample(o: ComparisonOptions, name: string, hooks: ComparisonHooks): voi
   const noise = loadFile(paths.noise).get("noise")!;
   try {
     // a class-conditional model samples its classes in turn, the same classes for every model
-    const classLabels = defaultClassLabels(pipeline.model.config, noise.shape[0]!, `sample ${name}`);
-    const raw = generateImages(pipeline, samplingScheduler(pipeline.scheduler, "ddim"), noise, {
-      ...(classLabels ? { classLabels } : {}),
-      numInferenceSteps: o.samplingSteps,
-      eta: 0,
+    const samples = evaluationSamples(pipeline.model, pipeline.autoencoder, pipeline.scheduler, noise, {
+      steps: o.samplingSteps,
       skip: o.skip,
       batchSize: 64,
       onStep: (done, total) => hooks.onProgress?.(`sample ${name}`, done, total),
     });
-    const samples = quantize8bit(raw);
     makeDirs(dir);
     writeFileAtomic(join(dir, "grid.png"), torch.tidy(() => encodePng(makeGrid(samples.narrow(0, 0, Math.min(64, samples.shape[0]!)), 8))));
     saveFile({ samples }, file);
-    torch.dispose([raw, samples]);
+    samples.dispose();
   } finally {
     noise.dispose();
     disposePipeline(pipeline);

@@ -15,11 +15,11 @@ import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { AdamW } from "../nn/index.js";
 import { load, makeGrid, OptionError, parse, saveFile, writeJsonAtomic, writePng } from "../io/index.js";
-import { checkOutputs, makeDirs, writeFolderAtomic } from "../io/paths.js";
+import { checkOutputs, makeDirs, writeFileMakingDirs, writeFolderAtomic } from "../io/paths.js";
 import { DataLoader, datasetPath, openDataset, type ImageDataset } from "../data/index.js";
 import { AutoencoderKL, resolveAutoencoderKLConfig, resolveVQModelConfig, VQModel } from "../models/index.js";
-import { readConfig, writeModelFolder } from "../models/checkpoint.js";
-import { learningRate, LOG_NAME, type Autoencoder } from "../diffusion/index.js";
+import { writeModelFolder } from "../models/checkpoint.js";
+import { learningRate, loadAutoencoderFolder, LOG_NAME, stepSeed, type Autoencoder } from "../diffusion/index.js";
 import { appendLogEntry, trimRunLog } from "../diffusion/run-log.js";
 import { ssim } from "../metrics/index.js";
 
@@ -179,10 +179,7 @@ export interface TrainAutoencoderResult {
 function buildAutoencoder(o: TrainAutoencoderOptions, seed: number): Autoencoder {
   if (Boolean(o.model) === Boolean(o.config))
     throw new OptionError((n) => `give either ${n("config")} FILE (a VQModel or AutoencoderKL config.json) or ${n("model")} DIR (an autoencoder folder)`);
-  if (o.model) {
-    const raw = readConfig(o.model);
-    return raw._class_name === "VQModel" ? VQModel.fromPretrained(o.model) : AutoencoderKL.fromPretrained(o.model);
-  }
+  if (o.model) return loadAutoencoderFolder(o.model).autoencoder;
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(readFileSync(o.config!, "utf8")) as Record<string, unknown>;
@@ -253,7 +250,7 @@ export function trainAutoencoder(o: TrainAutoencoderOptions): TrainAutoencoderRe
     let window: number[] = [];
     while (step < options.steps) {
       const { epoch, position } = loader.locate(step);
-      torch.manualSeed((options.seed * 1_000_003 + step) % Number.MAX_SAFE_INTEGER);
+      torch.manualSeed(stepSeed(options.seed, step));
       ae.train();
       const lr = learningRate(options, step);
       const { loss, norm } = torch.tidy(() => {
@@ -309,8 +306,7 @@ export function writeReconstructionGrid(ae: Autoencoder, dataset: ImageDataset, 
     torch.noGrad(() =>
       torch.tidy(() => {
         const x = dataset.getBatch(indices);
-        makeDirs(join(file, ".."));
-        writePng(file, makeGrid(torch.cat([x, reconstruct(ae, x).clamp(-1, 1)], 0), indices.length));
+        writeFileMakingDirs(file, (path) => writePng(path, makeGrid(torch.cat([x, reconstruct(ae, x).clamp(-1, 1)], 0), indices.length)));
       }),
     );
   } finally {

@@ -139,5 +139,7 @@ describe("a new latent pipeline from a UNet config and a trained autoencoder", (
     assert.throws(() => loadPipeline({ config: unet(3), autoencoder: ae }, { latent: true }), (e: Error) => e instanceof PipelineError && /in_channels 3 and out_channels 3, but the latents of .* have 2 channels/.test(e.message));
     assert.throws(() => loadPipeline({ config: unet(2), autoencoder: ae }), /makes a latent pipeline/);
     assert.throws(() => loadPipeline({ model: ae, autoencoder: ae }, { latent: true }), /brings its own autoencoder/);
+    const unetFolder = join(scratch, "ldm-run", "model", "unet");
+    assert.throws(() => loadPipeline({ config: unet(2), autoencoder: unetFolder }, { latent: true }), /_class_name "UNet2DModel" is not an autoencoder diffprune has/);
   });
 });
