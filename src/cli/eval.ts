@@ -105,18 +105,17 @@ export function evalAction(args: EvalArgs): void {
   const referencePipeline = args.reference ? loadPipeline({ model: args.reference }, { latent: true }) : null;
   const reference = referencePipeline?.model ?? null;
   // The images FID and SSIM see: a latent pipeline's decoded samples.
-  const image = imageShape(model, autoencoder);
-  const c = { in_channels: image.channels, sample_size: image.size };
+  const { channels, size } = imageShape(model, autoencoder);
   // No metric named: all that apply. SSIM needs a reference; FID an extractor that takes the
   // model's images (the classifier: 1x32x32; Inception: any, once given its weights).
   const all = !args.fid && !args.ssim && !args.latency;
-  const fidApplies = args.extractor === "inception" ? Boolean(args.inceptionWeights) : c.in_channels === 1 && c.sample_size === 32;
+  const fidApplies = args.extractor === "inception" ? Boolean(args.inceptionWeights) : channels === 1 && size === 32;
   const want = { fid: Boolean(args.fid) || (all && fidApplies), ssim: Boolean(args.ssim) || (all && reference !== null), latency: all || Boolean(args.latency) };
   const extractor = want.fid ? loadExtractor(args) : null;
-  const dataset = extractor ? openDataset(args.data, { sampleSize: c.sample_size, channels: c.in_channels }) : null;
-  if (extractor?.inputShape && extractor.inputShape.join() !== [c.in_channels, c.sample_size, c.sample_size].join())
+  const dataset = extractor ? openDataset(args.data, { sampleSize: size, channels }) : null;
+  if (extractor?.inputShape && extractor.inputShape.join() !== [channels, size, size].join())
     throw new Error(
-      `${extractor.name} takes ${extractor.inputShape.join("x")} images but the model makes ${c.in_channels}x${c.sample_size}x${c.sample_size}: ` +
+      `${extractor.name} takes ${extractor.inputShape.join("x")} images but the model makes ${channels}x${size}x${size}: ` +
         `use --extractor inception --inception-weights FILE`,
     );
   const noise = want.fid || want.ssim ? initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed }) : undefined;
