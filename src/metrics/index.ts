@@ -13,3 +13,4 @@ export * from "./consistency.js";
 export * from "./classifier-training.js";
 export * from "./evaluate.js";
 export * from "./bootstrap.js";
+export * from "./kid.js";
