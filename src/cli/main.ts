@@ -12,6 +12,7 @@ import { registerExport } from "./export.js";
 import { registerPlot } from "./plot.js";
 import { registerPrune } from "./prune.js";
 import { registerSample } from "./sample.js";
+import { registerStudy } from "./study.js";
 import { registerTrain } from "./train.js";
 import { registerTrainClassifier } from "./train-classifier.js";
 import { registerTrainAutoencoder } from "./train-autoencoder.js";
@@ -33,6 +34,7 @@ const program = new Command("diffprune")
   .exitOverride();
 
 registerDemo(program);
+registerStudy(program);
 registerTrain(program);
 registerSample(program);
 registerPlot(program);

@@ -1,7 +1,7 @@
 // A one-line progress bar on stderr: count, rate, ETA and whatever the caller adds (loss).
 // On a terminal it redraws in place; otherwise (logs, CI) it prints a line every few seconds.
 
-const formatTime = (s: number): string => {
+export const formatTime = (s: number): string => {
   if (!Number.isFinite(s)) return "?";
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);

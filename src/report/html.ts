@@ -41,11 +41,20 @@ export interface ReportInput {
   layers?: { name: string; before: number; after: Record<string, number> }[] | null;
   /** Free text lines (machine, command). */
   notes?: string[];
+  /** Further sections (their HTML made by the caller, text escaped with escapeHtml), before the notes. */
+  sections?: ReportSection[];
+}
+
+export interface ReportSection {
+  id: string;
+  heading: string;
+  html: string;
 }
 
 const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 /** Escapes text for element content and for double-quoted attribute values. */
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
+export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
+const esc = escapeHtml;
 
 const DASH = "\u2013";
 
@@ -127,7 +136,8 @@ function pngSize(bytes: Uint8Array, what: string): { width: number; height: numb
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-function sampleGrid(row: ReportRow & { samples: Uint8Array }): string {
+/** A sample grid (a PNG's bytes) as a figure with its caption, enlarged by a whole factor. */
+export function sampleFigure(row: Pick<ReportRow, "name"> & { samples: Uint8Array }): string {
   const { width, height } = pngSize(row.samples, `the samples of "${row.name}"`);
   // Small grids (28 px Fashion-MNIST) are enlarged by a whole factor so pixels stay crisp.
   const k = Math.max(1, Math.floor(320 / Math.max(width, height)));
@@ -181,16 +191,17 @@ const section = (id: string, heading: string, content: string): string => `<sect
  * its raw number in `data-value` (absent for a missing value) under the row's `data-key`.
  */
 export function renderReport(input: ReportInput): string {
-  const { title, subtitle, rows, diffPruning, layers, notes } = input;
+  const { title, subtitle, rows, diffPruning, layers, notes, sections: extra = [] } = input;
   const sections: string[] = [];
   if (rows.length > 0) sections.push(section("results", "Results", resultsTable(rows)));
   const withSamples = rows.filter((r): r is ReportRow & { samples: Uint8Array } => r.samples !== null);
-  if (withSamples.length > 0) sections.push(section("samples", "Samples", `<div class="grids">\n${withSamples.map(sampleGrid).join("\n")}\n</div>`));
+  if (withSamples.length > 0) sections.push(section("samples", "Samples", `<div class="grids">\n${withSamples.map(sampleFigure).join("\n")}\n</div>`));
   if (diffPruning && diffPruning.losses.some(Number.isFinite)) sections.push(section("diff-pruning", "Diff-Pruning timesteps", diffPruningChart(diffPruning)));
   const curves = rows.filter((r) => r.lossCurve && r.lossCurve.length > 0).map((r) => ({ name: r.name, points: r.lossCurve! }));
   if (curves.length > 0)
     sections.push(section("finetune", "Fine-tuning loss", lineChart(curves, { title: "Fine-tuning loss", xLabel: "step", yLabel: "loss", logY: true })));
   if (layers && layers.length > 0) sections.push(section("layers", "Channels per layer", layerTable(layers)));
+  for (const s of extra) sections.push(section(s.id, esc(s.heading), s.html));
   if (notes && notes.length > 0) sections.push(section("notes", "Run", `<ul class="notes">${notes.map((n) => `<li>${esc(n)}</li>`).join("")}</ul>`));
   return [
     "<!DOCTYPE html>",

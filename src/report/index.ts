@@ -1,3 +1,3 @@
 // Reports: plots and pages for people to look at.
-export { lineChart, type ChartOptions, type Series } from "./svg.js";
-export { renderReport, type ReportInput, type ReportRow } from "./html.js";
+export { lineChart, intervalChart, type ChartOptions, type IntervalRow, type Series } from "./svg.js";
+export { renderReport, escapeHtml, sampleFigure, type ReportInput, type ReportRow, type ReportSection } from "./html.js";

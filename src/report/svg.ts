@@ -84,3 +84,49 @@ export function lineChart(series: Series[], options: ChartOptions = {}): string 
   parts.push("</svg>");
   return parts.join("\n");
 }
+
+/** One row of an interval chart: an estimate and its interval. */
+export interface IntervalRow {
+  name: string;
+  estimate: number;
+  ci: [number, number];
+}
+
+/**
+ * Estimates with their intervals, one row each (a forest plot), and a dashed line at 0: a paired
+ * difference whose interval misses the line is resolved.
+ */
+export function intervalChart(rows: IntervalRow[], options: Pick<ChartOptions, "title" | "xLabel" | "width"> = {}): string {
+  const { title = "", xLabel = "", width = 640 } = options;
+  const rowHeight = 26;
+  const m = { left: 150, right: 24, top: title ? 32 : 12, bottom: 44 };
+  const height = m.top + m.bottom + rowHeight * Math.max(1, rows.length);
+  const xs = [0, ...rows.flatMap((r) => [r.estimate, ...r.ci])].filter(Number.isFinite);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
+  const pad = (x1 - x0) * 0.05;
+  [x0, x1] = [x0 - pad, x1 + pad];
+  const pw = width - m.left - m.right;
+  const px = (x: number): number => m.left + ((x - x0) / (x1 - x0)) * pw;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+  ];
+  if (title) parts.push(`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">${escape(title)}</text>`);
+  const bottom = height - m.bottom;
+  parts.push(`<line x1="${m.left}" y1="${bottom}" x2="${m.left + pw}" y2="${bottom}" stroke="#999"/>`);
+  for (const t of ticks(x0, x1)) parts.push(`<line x1="${px(t)}" y1="${bottom}" x2="${px(t)}" y2="${bottom + 4}" stroke="#999"/><text x="${px(t)}" y="${bottom + 16}" text-anchor="middle">${label(t)}</text>`);
+  parts.push(`<line x1="${px(0)}" y1="${m.top}" x2="${px(0)}" y2="${bottom}" stroke="#555" stroke-dasharray="4 3"/>`);
+  if (xLabel) parts.push(`<text x="${m.left + pw / 2}" y="${height - 8}" text-anchor="middle">${escape(xLabel)}</text>`);
+  rows.forEach((r, i) => {
+    const y = m.top + rowHeight * (i + 0.5);
+    const color = r.ci[0] > 0 || r.ci[1] < 0 ? PALETTE[0]! : PALETTE[7]!;
+    parts.push(
+      `<text x="${m.left - 8}" y="${y + 4}" text-anchor="end">${escape(r.name)}</text>`,
+      `<line x1="${px(r.ci[0])}" y1="${y}" x2="${px(r.ci[1])}" y2="${y}" stroke="${color}" stroke-width="2"/>`,
+      `<circle cx="${px(r.estimate)}" cy="${y}" r="4" fill="${color}"/>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}

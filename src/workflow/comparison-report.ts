@@ -10,7 +10,7 @@ import { comparisonPaths, type ComparisonOptions, type ComparisonRow } from "./r
 import type { PruningRecord } from "./record.js";
 
 /** A path as the user would type it: relative to the working folder when inside it. */
-const displayPath = (p: string): string => {
+export const displayPath = (p: string): string => {
   const r = relative(process.cwd(), p);
   return r && !r.startsWith("..") && !isAbsolute(r) ? r : p;
 };

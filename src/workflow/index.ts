@@ -6,6 +6,10 @@ export { finetune, runModelDir, RUN_CONFIG, type FinetuneOptions, type FinetuneR
 export { runComparison, checkComparisonPaths, type ComparisonMetrics, type ComparisonHooks } from "./comparison.js";
 export { comparisonPaths, PRETRAINED, SCRATCH, type ComparisonOptions, type ComparisonRow } from "./run-folder.js";
 export { writeComparisonReport } from "./comparison-report.js";
+export { runStudy, writeStudy, recipe, type StageEvent, type StudyHooks } from "./study.js";
+export { baseTraining, budgetSteps, studyPaths, type StudyOptions } from "./study-folder.js";
+export { assembleStudy, type StudyResult } from "./study-summary.js";
+export { summarize, pairedDifference, perImageDifference, type Summary } from "./study-stats.js";
 export { latentDataset, latentCachePath, encoderHash, LatentDataset, LatentTrainer, type LatentDataOptions } from "./latent-data.js";
 export {
   trainAutoencoder,
