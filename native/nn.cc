@@ -26,6 +26,17 @@ DP_FN(conv2d) {
 // linear(x, weight [out, in], bias | null)
 DP_FN(linear) { return W(info, at::linear(TensorArg(info, 0), TensorArg(info, 1), Opt(OptTensorArg(info, 2)))); }
 
+// conv1x1(x [N, in, ...], weight [out, in], bias | null): a linear layer over the channels (dim 1), run as a
+// 1x1 convolution so that oneDNN takes it in the input's layout (no token transposes, channels_last kept).
+DP_FN(conv1x1) {
+  at::Tensor x = TensorArg(info, 0), w = TensorArg(info, 1);
+  if (w.dim() != 2) throw ArgError("conv1x1: weight must be [out, in], got " + std::to_string(w.dim()) + " dims");
+  if (x.dim() != 4) throw ArgError("conv1x1: input must be [N, C, H, W], got " + std::to_string(x.dim()) + " dims");
+  if (x.size(1) != w.size(1))
+    throw ArgError("conv1x1: input has " + std::to_string(x.size(1)) + " channels, weight takes " + std::to_string(w.size(1)));
+  return W(info, at::conv2d(x, w.view({w.size(0), w.size(1), 1, 1}), Opt(OptTensorArg(info, 2))));
+}
+
 // groupNorm(x, numGroups, weight | null, bias | null, eps)
 DP_FN(groupNorm) {
   return W(info, at::group_norm(TensorArg(info, 0), IntArg(info, 1), Opt(OptTensorArg(info, 2)), Opt(OptTensorArg(info, 3)),
@@ -101,7 +112,7 @@ DP_FN(maxPool2d) {
 DP_FN(adaptiveAvgPool2d) { return W(info, at::adaptive_avg_pool2d(TensorArg(info, 0), IntListArg(info, 1))); }
 
 Register reg({
-    {"conv2d", conv2d},       {"linear", linear},       {"groupNorm", groupNorm},
+    {"conv2d", conv2d},       {"linear", linear},       {"conv1x1", conv1x1},     {"groupNorm", groupNorm},
     {"layerNorm", layerNorm}, {"batchNorm", batchNorm}, {"interpolateNearest", interpolateNearest},
     {"pad", pad},             {"dropout", dropout},     {"mseLoss", mseLoss},
     {"crossEntropy", crossEntropy}, {"avgPool2d", avgPool2d}, {"maxPool2d", maxPool2d},

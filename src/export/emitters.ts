@@ -233,6 +233,12 @@ const EMITTERS: Record<string, Emitter> = {
     const product = c.g.op("MatMul", [c.tensor("input"), c.g.op("Transpose", [c.tensor("weight")], { perm: [1, 0] })]);
     return bias === null ? product : c.g.op("Add", [product, bias]);
   },
+  conv1x1: (c) => {
+    const [outChannels, inChannels] = c.shape("weight") as [number, number];
+    const kernel = c.g.op("Reshape", [c.tensor("weight"), c.g.ints([outChannels, inChannels, 1, 1])]);
+    const bias = c.optional("bias");
+    return c.g.op("Conv", [c.tensor("input"), kernel, ...(bias === null ? [] : [bias])], { kernel_shape: [1, 1] });
+  },
   groupNorm: (c) => {
     const x = c.tensor("input");
     const [groups, type, rank] = [c.value<number>("numGroups"), c.dtype("input"), c.shape("input").length];

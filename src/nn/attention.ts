@@ -1,6 +1,8 @@
 // The spatial self-attention block of diffusers' UNet2DModel (Attention with group norm, a
 // residual connection and the output rescale). Checkpoint names: group_norm, to_q, to_k, to_v,
 // to_out.0 (older checkpoints say query, key, value, proj_attn; the model loader renames them).
+// The same arithmetic as diffusers' AttnProcessor, laid out channels-first (see #project).
+import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { Linear } from "./linear.js";
 import { Module, ModuleList } from "./module.js";
@@ -57,7 +59,12 @@ export class Attention extends Module {
     return x.reshape(b, this.heads, l, d).permute(0, 2, 1, 3).reshape(b, l, this.heads * d);
   }
 
-  forward(x: Tensor): Tensor {
+  /**
+   * diffusers' op sequence on [B, HW, C] tokens. Traced (the dependency graph, the MAC count, ONNX
+   * export), the block runs this one: Torch-Pruning orders its groups by the autograd graph of
+   * diffusers' ops, and pruning must find the same order.
+   */
+  #tokensForward(x: Tensor): Tensor {
     const [b, c, h, w] = x.shape as [number, number, number, number];
     const tokens = this.groupNorm.forward(x).reshape(b, c, h * w).transpose(1, 2); // [B, HW, C]
     const q = this.#headsToBatch(this.toQ.forward(tokens));
@@ -66,7 +73,43 @@ export class Attention extends Module {
     const scores = q.bmm(k.transpose(1, 2)).mul(this.scale);
     const attended = this.#batchToHeads(scores.softmax(-1).bmm(v));
     const out = this.toOut.at(0).forward(attended).transpose(1, 2).reshape(b, c, h, w);
-    const residual = out.add(x);
+    return this.#rescale(out.add(x));
+  }
+
+  forward(x: Tensor): Tensor {
+    return torch.isObserving() ? this.#tokensForward(x) : this.#channelsForward(x);
+  }
+
+  /**
+   * A projection of x [B, C, H, W] as [B*heads, d, HW]. Projections run on the channels (a 1x1
+   * convolution in x's layout) instead of diffusers' [B, HW, C] tokens: no transposes, and oneDNN
+   * instead of a matmul on a transposed view.
+   */
+  #project(x: Tensor, layer: Linear): Tensor {
+    const [b, , h, w] = x.shape as [number, number, number, number];
+    const y = torch.conv1x1(x, layer.weight, layer.bias);
+    // heads then head dim, as diffusers splits the projection's features
+    return this.heads === 1 ? y.reshape(b, -1, h * w) : y.reshape(b, this.heads, -1, h * w).reshape(b * this.heads, -1, h * w);
+  }
+
+  /** The same arithmetic channels-first: what runs when nothing is traced. */
+  #channelsForward(x: Tensor): Tensor {
+    const [b, , h, w] = x.shape as [number, number, number, number];
+    const hidden = this.groupNorm.forward(x);
+    const [q, k, v] = [this.toQ, this.toK, this.toV].map((layer) => this.#project(hidden, layer)) as [Tensor, Tensor, Tensor];
+    // scores[i, j] = scale * q_i . k_j, the scale applied inside the matmul (beta 0 ignores the input)
+    const scores = torch.baddbmm(torch.zeros([1, 1, 1], { dtype: q.dtype, device: q.device }), q.transpose(1, 2), k, { beta: 0, alpha: this.scale });
+    const probs = scores.softmax(-1);
+    // out[:, c, i] = sum_j v[:, c, j] probs[:, i, j]; computed as (probs @ v^T)^T on channels_last
+    // input, which gives the result in that layout without a copy
+    const attended =
+      this.heads === 1 && x.isContiguous("channels_last")
+        ? probs.bmm(v.transpose(1, 2)).transpose(1, 2).reshape(b, -1, h, w)
+        : v.bmm(probs.transpose(1, 2)).reshape(b, -1, h, w);
+    return this.#rescale(torch.conv1x1(attended, this.toOut.at(0).weight, this.toOut.at(0).bias).add(x));
+  }
+
+  #rescale(residual: Tensor): Tensor {
     return this.rescaleOutputFactor === 1 ? residual : residual.div(this.rescaleOutputFactor);
   }
 }

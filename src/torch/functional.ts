@@ -61,6 +61,15 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   return new Tensor(native.linear(x.handle, weight.handle, bias?.handle ?? null));
 }
 
+/**
+ * A linear layer's weight [out, in] (and bias) applied to the channels of x [N, in, H, W]: the
+ * result is [N, out, H, W], what `linear` gives on the tokens x[n, :, h, w], but run as a 1x1
+ * convolution, which keeps x's layout (NCHW or channels_last) and runs in oneDNN.
+ */
+export function conv1x1(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return new Tensor(native.conv1x1(x.handle, weight.handle, bias?.handle ?? null));
+}
+
 export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
   return new Tensor(native.groupNorm(x.handle, numGroups, weight?.handle ?? null, bias?.handle ?? null, eps));
 }

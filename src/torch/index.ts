@@ -7,6 +7,6 @@ export * from "./creation.js";
 export * from "./functional.js";
 export * from "./autograd.js";
 export * from "./runtime.js";
-export { isObservedTensor, observedBytes, observedDType, observeOps, type ObservedArgs, type ObservedOp, type ObservedTensor } from "./observe.js";
+export { isObservedTensor, isObserving, observedBytes, observedDType, observeOps, type ObservedArgs, type ObservedOp, type ObservedTensor } from "./observe.js";
 export { NOT_OPS, OP_RULES, type ArgKind, type Coupling, type OpRule } from "./op-rules.js";
 export * as distributed from "./distributed.js";

@@ -100,6 +100,7 @@ export interface Native {
   // nn functional
   conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
   linear(x: H, w: H, b: Opt<H>): H;
+  conv1x1(x: H, w: H, b: Opt<H>): H;
   groupNorm(x: H, groups: number, w: Opt<H>, b: Opt<H>, eps: number): H;
   layerNorm(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
   batchNorm(x: H, mean: Opt<H>, variance: Opt<H>, w: Opt<H>, b: Opt<H>, training: boolean, momentum: number, eps: number): H;

@@ -59,6 +59,14 @@ function describeArgs(op: string, args: unknown[]): ObservedArgs {
  * Runs `fn` and reports each tensor op it executes to `onOp`, in order. Not reentrant; the
  * observation ends when `fn` returns or throws.
  */
+let observing = false;
+
+/**
+ * Whether an observeOps call is running: a layer whose fast path differs from the op sequence a
+ * tracer must see (Attention) runs the traced sequence then.
+ */
+export const isObserving = (): boolean => observing;
+
 export function observeOps<T>(onOp: (op: ObservedOp) => void, fn: () => T): T {
   const table = native as unknown as Record<string, unknown>;
   const originals = new Map<string, (...args: unknown[]) => unknown>();
@@ -74,9 +82,11 @@ export function observeOps<T>(onOp: (op: ObservedOp) => void, fn: () => T): T {
     };
   }
   if (originals.size === 0 || table.conv2d === originals.get("conv2d")) throw new Error("observeOps: the op table could not be wrapped");
+  observing = true;
   try {
     return fn();
   } finally {
+    observing = false;
     for (const [name, original] of originals) table[name] = original;
   }
 }

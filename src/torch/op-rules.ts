@@ -85,6 +85,8 @@ const BINARY_ARGS = { input: M, other: M, scalarMask: V };
 
 // Norms count 2 * numel(input) (normalise, then scale and shift).
 const normMacs: OpRule["macs"] = ({ input }) => 2 * numel(input as ObservedTensor);
+// numel(input) * out (+ out with a bias, once per call as Torch-Pruning counts it)
+const linearMacs: OpRule["macs"] = ({ input, weight, bias }) => numel(input as ObservedTensor) * (weight as ObservedTensor).shape[0]! + (bias ? (weight as ObservedTensor).shape[0]! : 0);
 
 const RULES: Record<string, OpRule> = {
   // views and indexing
@@ -159,12 +161,10 @@ const RULES: Record<string, OpRule> = {
     args: { input: T, weight: T, bias: T },
     channels: { kind: "layer", layer: "linear", axis: -1 },
     module: "weight",
-    // numel(input) * out (+ out with a bias, once per call as Torch-Pruning counts it)
-    macs: ({ input, weight, bias }) => {
-      const out = (weight as ObservedTensor).shape[0]!;
-      return numel(input as ObservedTensor) * out + (bias ? out : 0);
-    },
+    macs: linearMacs,
   },
+  // a linear layer on dim 1 (attention's projections on NCHW): its MACs counted as the linear's
+  conv1x1: { args: { input: T, weight: T, bias: T }, channels: { kind: "layer", layer: "linear", axis: 1 }, module: "weight", macs: linearMacs },
   groupNorm: { args: { input: T, numGroups: V, weight: T, bias: T, eps: V }, channels: { kind: "norm", axis: 1 }, module: "weight", macs: normMacs },
   layerNorm: { args: { input: T, normalizedShape: V, weight: T, bias: T, eps: V }, channels: { kind: "norm", axis: -1 }, module: "weight", macs: normMacs },
   batchNorm: {

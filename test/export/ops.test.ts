@@ -40,6 +40,7 @@ class OpZoo extends Module {
     keep(scores.bmm(p));
     keep(torch.baddbmm(p, scores, p, { beta: 0.5, alpha: 2 }));
     keep(p.logSoftmax(1));
+    keep(torch.conv1x1(n, this.proj.weight, this.proj.bias)); // the same projection on the channels
     // element-wise
     const a = n.abs().add(0.5);
     for (const t of [a.sqrt(), a.rsqrt(), a.log(), a.reciprocal(), n.exp(), n.sin(), n.cos(), n.tanh(), n.sigmoid(), n.relu(), n.neg(), n.sign()]) keep(t);

@@ -49,6 +49,7 @@ function everyOp(): void {
   // torch.nn.functional
   torch.conv2d(x, torch.randn([4, 1, 3, 3]), torch.zeros([4]), { padding: 1, groups: 4 });
   torch.linear(a, torch.randn([2, 3]));
+  torch.conv1x1(x, torch.randn([3, 4]), torch.zeros([3]));
   torch.groupNorm(x, 2, torch.ones([4]), torch.zeros([4]));
   torch.layerNorm(a, [3]);
   torch.batchNorm(x, torch.zeros([4]), torch.ones([4]), { weight: torch.ones([4]) });
