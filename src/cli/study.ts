@@ -169,7 +169,7 @@ export function registerStudy(program: Command): void {
         onMessage: (text) => say(text),
         onProgress: (label, done, total) => {
           let bar = bars.get(label);
-          if (!bar) bars.set(label, (bar = new Progress(label, total, Math.max(0, done - 1))));
+          if (!bar) bars.set(label, (bar = new Progress(label, total, done)));
           bar.total = total;
           bar.update(done);
         },

@@ -9,20 +9,24 @@ import { escapeHtml as esc, intervalChart, lineChart, renderReport, sampleFigure
 import { SCRATCH } from "./run-folder.js";
 import { displayPath } from "./comparison-report.js";
 import type { StudyOptions, StudyPaths } from "./study-folder.js";
-import type { SeedSummary, StudyResult } from "./study-summary.js";
+import type { PerSeedInterval, SeedSummary, StudyResult } from "./study-summary.js";
 
 const DASH = "\u2013";
 
+/** How a column prints its numbers: fixed decimals, or significant digits (KID, whose scale follows the features). */
+type Format = (v: number) => string;
+const fixed = (digits: number, scale = 1): Format => (v) => (v * scale).toFixed(digits);
+const significant: Format = (v) => v.toPrecision(3);
+
 /** A table cell with its number in data-value (as html.ts's cells), mean and interval shown. */
-function cell(key: string, s: SeedSummary | null | undefined, digits: number, scale = 1): string {
+function cell(key: string, s: SeedSummary | null | undefined, f: Format): string {
   if (!s) return `<td data-key="${esc(key)}">${DASH}</td>`;
-  const f = (v: number) => (v * scale).toFixed(digits);
   const ci = s.values.length > 1 ? ` <small>[${f(s.ci95[0])}, ${f(s.ci95[1])}]</small>` : "";
   return `<td data-key="${esc(key)}" data-value="${s.mean}" title="seeds ${s.seeds.join(", ")}">${f(s.mean)}${ci}</td>`;
 }
 
-const plain = (key: string, v: number | null | undefined, digits: number, scale = 1): string =>
-  v === null || v === undefined ? `<td data-key="${esc(key)}">${DASH}</td>` : `<td data-key="${esc(key)}" data-value="${v}">${(v * scale).toFixed(digits)}</td>`;
+const plain = (key: string, v: number | null | undefined, f: Format): string =>
+  v === null || v === undefined ? `<td data-key="${esc(key)}">${DASH}</td>` : `<td data-key="${esc(key)}" data-value="${v}">${f(v)}</td>`;
 
 function table(id: string, headings: string[], rows: { name: string; cells: string[] }[]): string {
   const head = `<tr>${headings.map((h) => `<th>${h}</th>`).join("")}</tr>`;
@@ -39,11 +43,11 @@ function prefinetuneSection(o: StudyOptions, r: StudyResult): ReportSection[] {
   const rows = methods.map((m) => {
     const p = r.prefinetune[m]!;
     const meanLoss = p.band_losses.reduce((a, s) => a + s.mean, 0) / Math.max(1, p.band_losses.length);
-    return { name: m, cells: [cell("macs", p.macs, 2, 1e-6), cell("params", p.params, 3, 1e-6), cell("tPrime", p.t_prime, 0), cell("ssim", p.ssim, 4), plain("loss", meanLoss, 5)] };
+    return { name: m, cells: [cell("macs", p.macs, fixed(2, 1e-6)), cell("params", p.params, fixed(3, 1e-6)), cell("tPrime", p.t_prime, fixed(0)), cell("ssim", p.ssim, fixed(4)), plain("loss", meanLoss, fixed(5))] };
   });
   if (r.pretrained) {
     const meanLoss = r.pretrained.band_losses.reduce((a, b) => a + b, 0) / Math.max(1, r.pretrained.band_losses.length);
-    rows.unshift({ name: "pretrained", cells: [plain("macs", r.pretrained.macs, 2, 1e-6), plain("params", r.pretrained.params, 3, 1e-6), plain("tPrime", null, 0), plain("ssim", 1, 4), plain("loss", meanLoss, 5)] });
+    rows.unshift({ name: "pretrained", cells: [plain("macs", r.pretrained.macs, fixed(2, 1e-6)), plain("params", r.pretrained.params, fixed(3, 1e-6)), plain("tPrime", null, fixed(0)), plain("ssim", 1, fixed(4)), plain("loss", meanLoss, fixed(5))] });
   }
   const text = `<p>Each criterion at ratio ${o.ratio}, before any fine-tuning: SSIM of ${o.consistencySamples} samples against the pretrained model's from the same noise, and the denoising loss on ${o.heldoutBatch} held-out images (${esc(o.heldoutData)}, fixed noise) averaged over the timestep bands. Means over the seeds with 95% bootstrap intervals.</p>`;
   const sections: ReportSection[] = [
@@ -65,48 +69,55 @@ function finetunedSection(r: StudyResult): ReportSection[] {
     const row = r.finetuned[String(budget)] ?? {};
     const methods = Object.keys(row);
     if (methods.length === 0) continue;
-    const rows = methods.map((m) => ({ name: m, cells: [cell("fid", row[m]!.fid, 2), cell("kid", row[m]!.kid, 2, 1e3), cell("ssim", row[m]!.ssim, 4)] }));
-    if (r.pretrained) rows.unshift({ name: "pretrained", cells: [plain("fid", r.pretrained.fid, 2), plain("kid", r.pretrained.kid, 2, 1e3), plain("ssim", 1, 4)] });
-    if (floor) rows.push({ name: "real vs real (floor)", cells: [plain("fid", floor.fid, 2), plain("kid", floor.kid, 2, 1e3), plain("ssim", null, 4)] });
+    const rows = methods.map((m) => ({ name: m, cells: [cell("fid", row[m]!.fid, fixed(2)), cell("kid", row[m]!.kid, significant), cell("ssim", row[m]!.ssim, fixed(4))] }));
+    if (r.pretrained) rows.unshift({ name: "pretrained", cells: [plain("fid", r.pretrained.fid, fixed(2)), plain("kid", r.pretrained.kid, significant), plain("ssim", 1, fixed(4))] });
+    if (floor) rows.push({ name: "real vs real (floor)", cells: [plain("fid", floor.fid, fixed(2)), plain("kid", floor.kid, significant), plain("ssim", null, fixed(4))] });
     const text = `<p>${steps} fine-tuning steps (${budget} of the base model's training), the reference recipe; ${r.sampler.num_samples} samples per model against as many real images. The floor: two disjoint real subsets of that size against each other.</p>`;
     sections.push({
       id: `finetuned-${budget}`,
       heading: `After fine-tuning: ${steps} steps (${budget})`,
-      html: text + table("finetuned", ["Method", "FID <small>[95% CI]</small>", "KID \u00d7 10<sup>3</sup> <small>[95% CI]</small>", "SSIM <small>[95% CI]</small>"], rows),
+      html: text + table("finetuned", ["Method", "FID <small>[95% CI]</small>", "KID <small>[95% CI]</small>", "SSIM <small>[95% CI]</small>"], rows),
     });
   }
   return sections;
 }
 
-function pairedSection(r: StudyResult): ReportSection[] {
+/** The per-image paired SSIM differences of each seed, one line per seed. */
+const perImage = (xs: PerSeedInterval[]) =>
+  `<td data-key="perImage">${xs.map((x) => `seed ${x.seed}: ${x.mean >= 0 ? "+" : ""}${x.mean.toFixed(4)} <small>[${x.ci95[0].toFixed(4)}, ${x.ci95[1].toFixed(4)}]</small>`).join("<br>")}</td>`;
+
+function pairedPrefinetuneSection(r: StudyResult): ReportSection[] {
   const p = r.paired;
-  if (!p) return [];
-  const perImage = (xs: { seed: number; mean: number; ci95: [number, number] }[]) =>
-    `<td data-key="perImage">${xs.map((x) => `seed ${x.seed}: ${x.mean >= 0 ? "+" : ""}${x.mean.toFixed(4)} <small>[${x.ci95[0].toFixed(4)}, ${x.ci95[1].toFixed(4)}]</small>`).join("<br>")}</td>`;
-  const sections: ReportSection[] = [];
-  const pre = Object.entries(p.prefinetune);
-  const chartRows: IntervalRow[] = [];
-  if (pre.length > 0) {
-    const rows = pre.map(([m, d]) => ({ name: `${p.reference} \u2212 ${m}`, cells: [cell("ssim", d.ssim, 4), `<td data-key="ahead">${ahead(d.ssim, 1)}</td>`, perImage(d.ssim_per_image)] }));
-    const chart = intervalChart(
-      pre.map(([m, d]) => ({ name: m, estimate: d.ssim.mean, ci: d.ssim.ci95 })),
-      { title: `SSIM before fine-tuning: ${p.reference} minus each baseline`, xLabel: "paired SSIM difference (> 0: Diff-Pruning closer to the pretrained model)" },
-    );
-    sections.push({
+  const pre = Object.entries(p?.prefinetune ?? {});
+  if (!p || pre.length === 0) return [];
+  const rows = pre.map(([m, d]) => ({ name: `${p.reference} \u2212 ${m}`, cells: [cell("ssim", d.ssim, fixed(4)), `<td data-key="ahead">${ahead(d.ssim, 1)}</td>`, perImage(d.ssim_per_image)] }));
+  const chart = intervalChart(
+    pre.map(([m, d]) => ({ name: m, estimate: d.ssim.mean, ci: d.ssim.ci95 })),
+    { title: `SSIM before fine-tuning: ${p.reference} minus each baseline`, xLabel: "paired SSIM difference (> 0: Diff-Pruning closer to the pretrained model)" },
+  );
+  return [
+    {
       id: "paired-prefinetune",
       heading: "Paired differences right after pruning",
       html:
         `<p>Per seed, ${esc(p.reference)}'s SSIM minus the baseline's (same seed, same noise); the mean over seeds with its 95% bootstrap interval, and within each seed the per-image paired difference with its interval over the images.</p>` +
         table("paired", ["Difference", "SSIM <small>[95% CI]</small>", "Seeds ahead", "Per image, within each seed"], rows) +
         chart,
-    });
-  }
+    },
+  ];
+}
+
+function pairedFinetunedSection(r: StudyResult): ReportSection[] {
+  const p = r.paired;
+  if (!p) return [];
+  const sections: ReportSection[] = [];
+  const chartRows: IntervalRow[] = [];
   for (const { budget, steps } of r.budgets) {
     const row = Object.entries(p.finetuned[String(budget)] ?? {});
     if (row.length === 0) continue;
     const rows = row.map(([m, d]) => ({
       name: `${p.reference} \u2212 ${m}`,
-      cells: [cell("fid", d.fid, 2), cell("kid", d.kid, 2, 1e3), cell("ssim", d.ssim, 4), `<td data-key="ahead">${d.fid ? ahead(d.fid, -1) : ahead(d.ssim, 1)}</td>`, perImage(d.ssim_per_image)],
+      cells: [cell("fid", d.fid, fixed(2)), cell("kid", d.kid, significant), cell("ssim", d.ssim, fixed(4)), `<td data-key="ahead">${d.fid ? ahead(d.fid, -1) : ahead(d.ssim, 1)}</td>`, perImage(d.ssim_per_image)],
     }));
     for (const [m, d] of row) if (d.fid) chartRows.push({ name: `${m} (${steps} steps)`, estimate: d.fid.mean, ci: d.fid.ci95 });
     sections.push({
@@ -114,7 +125,7 @@ function pairedSection(r: StudyResult): ReportSection[] {
       heading: `Paired differences after ${steps} steps (${budget})`,
       html:
         `<p>FID and KID: lower is better, so a negative difference favours ${esc(p.reference)}; SSIM: higher is better. "Seeds ahead" counts the seeds where ${esc(p.reference)} is better on ${row.some(([, d]) => d.fid) ? "FID" : "SSIM"}.</p>` +
-        table("paired", ["Difference", "FID <small>[95% CI]</small>", "KID \u00d7 10<sup>3</sup> <small>[95% CI]</small>", "SSIM <small>[95% CI]</small>", "Seeds ahead", "SSIM per image, within each seed"], rows),
+        table("paired", ["Difference", "FID <small>[95% CI]</small>", "KID <small>[95% CI]</small>", "SSIM <small>[95% CI]</small>", "Seeds ahead", "SSIM per image, within each seed"], rows),
     });
   }
   if (chartRows.length > 0)
@@ -131,7 +142,7 @@ function sweepSections(r: StudyResult): ReportSection[] {
   const { thr, ratio } = r.sweeps;
   if (thr.length > 0) {
     const chart = lineChart([{ name: "SSIM", points: thr.map((t): [number, number] => [t.thr, t.ssim.mean]) }], { title: "Diff-Pruning before fine-tuning: SSIM by threshold", xLabel: "thr", yLabel: "SSIM" });
-    const rows = thr.map((t) => ({ name: String(t.thr), cells: [cell("tPrime", t.t_prime, 1), cell("ssim", t.ssim, 4)] }));
+    const rows = thr.map((t) => ({ name: String(t.thr), cells: [cell("tPrime", t.t_prime, fixed(1)), cell("ssim", t.ssim, fixed(4))] }));
     sections.push({ id: "thr-sweep", heading: "Threshold sweep", html: chart + table("thr-sweep", ["thr", "T'", "SSIM <small>[95% CI]</small>"], rows) });
   }
   const methods = Object.keys(ratio).filter((m) => ratio[m]!.length > 0);
@@ -145,7 +156,7 @@ function sweepSections(r: StudyResult): ReportSection[] {
       name: String(x),
       cells: methods.flatMap((m) => {
         const p = ratio[m]!.find((q) => q.ratio === x);
-        return [cell(`${m}-macs`, p?.macs, 2, 1e-6), cell(`${m}-ssim`, p?.ssim, 4)];
+        return [cell(`${m}-macs`, p?.macs, fixed(2, 1e-6)), cell(`${m}-ssim`, p?.ssim, fixed(4))];
       }),
     }));
     sections.push({ id: "ratio-sweep", heading: "Ratio sweep", html: chart + table("ratio-sweep", ["ratio", ...methods.flatMap((m) => [`${esc(m)} MACs (M)`, `${esc(m)} SSIM`])], rows) });
@@ -174,7 +185,7 @@ export function writeStudyReport(o: StudyOptions, paths: StudyPaths, r: StudyRes
     title: "Diff-Pruning study: criteria over seeds, with paired differences",
     subtitle: `${displayPath(o.model)} on ${o.data}, ratio ${o.ratio}, seeds ${o.seeds.join(", ")}; DDIM ${o.samplingSteps} steps (skip ${o.skip}) from the same noise for every model`,
     rows: [],
-    sections: [...prefinetuneSection(o, r), ...pairedSection(r), ...finetunedSection(r), ...sweepSections(r), ...samplesSection(o, paths, r)],
+    sections: [...prefinetuneSection(o, r), ...pairedPrefinetuneSection(r), ...sweepSections(r), ...finetunedSection(r), ...pairedFinetunedSection(r), ...samplesSection(o, paths, r)],
     notes: [
       "Intervals: 95% percentile bootstrap (10,000 resamples) of the mean over seeds; per image: over the images of one seed.",
       "Paired differences: Diff-Pruning minus the baseline in the same seed (the same calibration draw seed, the same sampling noise).",

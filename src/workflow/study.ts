@@ -379,16 +379,19 @@ function sweepPoint(o: StudyOptions, paths: StudyPaths, seed: number, method: st
 function finetuneTo(o: StudyOptions, paths: StudyPaths, seed: number, method: string, budget: number, hooks: StudyHooks): void {
   const run = paths.finetune(seed, method);
   const label = `fine-tune ${method}`;
-  finetune({
+  const steps = budgetSteps(o, budget);
+  const done = finetune({
     model: paths.pruned(seed, method),
     data: o.data,
     out: run,
     resume: true,
-    train: recipe(o, seed, budgetSteps(o, budget)),
+    train: recipe(o, seed, steps),
     record: { study: { seed, method, budget } },
     ...(hooks.onProgress ? { onStep: (info, total) => hooks.onProgress!(label, info.step, total) } : {}),
     ...(hooks.onMessage ? { onEvent: (text) => hooks.onMessage!(`  ${text}`) } : {}),
   });
+  // A run already past this budget (its snapshot removed by hand) cannot give the model at this step.
+  if (done.steps !== steps) throw new Error(`${run} has trained ${done.steps} steps, past budget ${budget} (${steps} steps); remove that folder (and its budget-* folders) to fine-tune ${method} again`);
   writeFolderAtomic(join(paths.budget(seed, method, budget), "model"), (dir) => cpSync(runModelDir(run), dir, { recursive: true }));
 }
 

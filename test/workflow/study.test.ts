@@ -4,7 +4,8 @@
 // agree with its stage files; a second run skips every finished stage, and a removed stage file
 // is the one stage redone.
 import assert from "node:assert/strict";
-import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
@@ -12,7 +13,7 @@ import { writeJsonAtomic } from "../../src/io/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { bootstrapMean } from "../../src/metrics/index.js";
 import { baseTraining, budgetSteps, pairedDifference, perImageDifference, recipe, runStudy, studyPaths, summarize, type StageEvent, type StudyOptions, type StudyResult } from "../../src/workflow/index.js";
-import { scratchDir } from "../helpers/fixtures.js";
+import { repoRoot, scratchDir } from "../helpers/fixtures.js";
 
 const scratch = scratchDir("diffprune-study-");
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -203,5 +204,18 @@ describe("runStudy on a tiny model", () => {
 
   test("other options in the same folder are refused", () => {
     assert.throws(() => runStudy({ ...options, ratio: 0.4 }), /holds a study with other options \(ratio\)/);
+  });
+});
+
+describe("diffprune study (command line)", () => {
+  test("a model without a run log needs --base-steps, and nothing is written", () => {
+    const bare = join(scratch, "bare");
+    mkdirSync(bare);
+    writeJsonAtomic(join(bare, "config.json"), {});
+    const out = join(scratch, "cli-out");
+    const r = spawnSync(process.execPath, [join(repoRoot(), "dist", "src", "cli", "main.js"), "study", "--model", bare, "--out", out], { encoding: "utf8", env: { ...process.env, DIFFPRUNE_NUM_THREADS: "1" } });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /--model .*bare has no run log .* give --base-steps/);
+    assert.ok(!existsSync(out));
   });
 });
