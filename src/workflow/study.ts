@@ -18,6 +18,7 @@ import { compareSamples } from "../metrics/index.js";
 import { pruneModelFolder } from "./prune.js";
 import { finetune, runModelDir } from "./finetune.js";
 import { readPruningRecord, type PruningRecord } from "./record.js";
+import { gradientFiles, gradientKey, readGradientReport, storedGradients, writeGradientSnapshots } from "./study-gradients.js";
 import { SCRATCH } from "./run-folder.js";
 import { budgetSteps, studyPaths, type FinetunedResult, type FloorResult, type PrefinetuneResult, type PretrainedResult, type StudyOptions, type StudyPaths, type SweepPoint } from "./study-folder.js";
 import { bandEdges, bandLosses, loadHeldout, pretrainedSamples, qualityApplies, sampleQuality, sampleShared, writeGrid, writeRealFeatures, writeSharedInputs } from "./study-measure.js";
@@ -48,6 +49,8 @@ interface Stage {
   cost: number;
   done: () => boolean;
   run: () => void;
+  /** It prunes with the seed's gradient snapshots. */
+  readsGradients?: boolean;
 }
 
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, "utf8")) as T;
@@ -145,9 +148,11 @@ export function runStudy(o: StudyOptions, hooks: StudyHooks = {}): StudyResult {
   const plan = planStudy(o, paths, { macs, T, measurable }, hooks);
   const start = Date.now();
   let costDone = 0;
+  // what is left is what was not done at the start, from this stage on (stages run in order)
+  const left = plan.map((s) => (s.done() ? 0 : s.cost));
   plan.forEach((stage, i) => {
     const skipped = stage.done();
-    const remaining = plan.slice(i).filter((s) => s === stage || !s.done()).reduce((a, s) => a + s.cost, 0);
+    const remaining = left.slice(i).reduce((a, c) => a + c, 0);
     const elapsed = (Date.now() - start) / 1000;
     hooks.onStage?.({ index: i + 1, total: plan.length, label: stage.label, skipped, etaSeconds: costDone > 0 ? (elapsed / costDone) * remaining : null });
     if (skipped) return;
@@ -179,7 +184,6 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
   const { macs, T } = facts;
   const prunedMacs = (ratio: number) => macs * (1 - ratio) ** 2;
   const sampling = (n: number, m: number) => n * o.samplingSteps * m;
-  const gradientCost = (m: string) => (criterionNamed(m).gradients === null ? 0 : 3 * o.calibBatch * T * macs * (m === "diff-pruning" && o.thr > 0 ? 0.3 : 1));
   const bandCost = (m: number) => o.heldoutBatch * o.bands * m;
   const all = o.scratch ? [...o.methods, SCRATCH] : o.methods;
   const progress = (label: string) => (done: number, total: number) => hooks.onProgress?.(label, done, total);
@@ -209,6 +213,7 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
   });
 
   const thrPoints = o.methods.includes("diff-pruning") ? o.thrSweep.filter((t) => t !== o.thr) : [];
+  const dpThresholds = [o.thr, ...thrPoints];
   for (const seed of o.seeds) {
     const gradient = GRADIENT_CRITERIA(o.methods);
     if (gradient.length > 0)
@@ -218,12 +223,28 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
         done: () => existsSync(paths.calibration(seed)),
         run: () => writeCalibration(o, paths, seed),
       });
+    // Every prune of this seed that scores with gradients reads them from one loop (study-gradients.ts).
+    const consumers: Stage[] = [];
+    const files = gradientFiles(paths, seed);
+    if (gradient.length > 0)
+      stages.push({
+        label: `seed ${seed}: gradients of the denoising loss over ${gradient.includes("taylor") || dpThresholds.includes(0) ? "every timestep" : "the informative timesteps"} (${o.calibBatch} calibration images)`,
+        cost: 3 * o.calibBatch * T * macs,
+        done: () => existsSync(files.report) || consumers.every((c) => c.done()),
+        run: () => writeGradientSnapshots(o, paths, seed, o.methods.includes("diff-pruning") ? dpThresholds : [], gradient.includes("taylor"), (t, total) => hooks.onProgress?.("gradients", t, total)),
+      });
+    const firstConsumer = stages.length;
     for (const m of all)
       stages.push({
         label: `seed ${seed}: prune with ${m} at ratio ${o.ratio}`,
-        cost: gradientCost(m === SCRATCH ? "random" : m) + macs,
+        readsGradients: gradient.includes(m),
+        cost: macs,
         done: () => existsSync(join(paths.pruned(seed, m), "pruning.json")),
-        run: () => void pruneFor(o, paths, seed, m, o.ratio, o.thr, paths.pruned(seed, m), hooks),
+        run: () => {
+          const { tPrime } = pruneFor(o, paths, seed, m, o.ratio, o.thr, paths.pruned(seed, m));
+          // T' is kept beside the model: the snapshots are removed once the seed's prunes are done
+          if (tPrime !== null) writeJsonAtomic(join(paths.method(seed, m), "t_prime.json"), { thr: o.thr, t_prime: tPrime });
+        },
       });
     for (const m of o.methods)
       stages.push({
@@ -235,7 +256,8 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
     for (const thr of thrPoints)
       stages.push({
         label: `seed ${seed}: thr sweep, diff-pruning at thr ${thr}`,
-        cost: gradientCost("diff-pruning") + sampling(o.consistencySamples, prunedMacs(o.ratio)),
+        readsGradients: true,
+        cost: sampling(o.consistencySamples, prunedMacs(o.ratio)),
         done: () => existsSync(paths.thrPoint(seed, thr)),
         run: () => sweepPoint(o, paths, seed, "diff-pruning", o.ratio, thr, paths.thrPoint(seed, thr), `thr-${thr}`, hooks),
       });
@@ -243,10 +265,19 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
       for (const r of o.ratioSweep.filter((r) => r !== o.ratio))
         stages.push({
           label: `seed ${seed}: ratio sweep, ${m} at ratio ${r}`,
-          cost: gradientCost(m) + sampling(o.consistencySamples, prunedMacs(r)),
+          readsGradients: gradient.includes(m),
+          cost: sampling(o.consistencySamples, prunedMacs(r)),
           done: () => existsSync(paths.ratioPoint(seed, m, r)),
           run: () => sweepPoint(o, paths, seed, m, r, o.thr, paths.ratioPoint(seed, m, r), `${m}-ratio-${r}`, hooks),
         });
+    consumers.push(...stages.slice(firstConsumer).filter((c) => c.readsGradients));
+    if (gradient.length > 0)
+      stages.push({
+        label: `seed ${seed}: remove the gradient snapshots (every prune of the seed is done)`,
+        cost: 0,
+        done: () => !existsSync(files.dir),
+        run: () => rmSync(files.dir, { recursive: true, force: true }),
+      });
   }
 
   const budgets = [...o.budgets].sort((a, b) => a - b);
@@ -284,22 +315,28 @@ function writeCalibration(o: StudyOptions, paths: StudyPaths, seed: number): voi
   }
 }
 
-function pruneFor(o: StudyOptions, paths: StudyPaths, seed: number, method: string, ratio: number, thr: number, out: string, hooks: StudyHooks): PruningRecord {
+/** Prunes with `method` into `out`; a gradient criterion scores with the seed's snapshot for `thr`. Returns the record and Diff-Pruning's T'. */
+function pruneFor(o: StudyOptions, paths: StudyPaths, seed: number, method: string, ratio: number, thr: number, out: string): { record: PruningRecord; tPrime: number | null } {
   const criterion = criterionNamed(method === SCRATCH ? "reinit" : method);
-  return pruneModelFolder({
+  const key = gradientKey(method, thr);
+  const record = pruneModelFolder({
     model: o.model,
     seed,
-    method: criterion,
+    method: criterion.gradients === null ? criterion : storedGradients(criterion, gradientFiles(paths, seed).snapshot(key)),
     ratio,
     thr,
-    ...(criterion.gradients !== null ? { calibration: paths.calibration(seed) } : {}),
     out,
-    ...(hooks.onProgress ? { onGradientStep: (t: number, _loss: number, total: number) => hooks.onProgress!(`gradients ${method}`, t + 1, total) } : {}),
   });
+  return { record, tPrime: tPrimeOf(paths, seed, method, thr) };
 }
 
-/** Diff-Pruning's T' (where its loss fell below thr x max); null for the other criteria. */
-const tPrime = (r: PruningRecord): number | null => (r.gradients && r.gradients.thr !== null ? r.gradients.tPrime : null);
+/** Diff-Pruning's T' at `thr` (where its loss fell below thr x max) in the seed's loop; null for the other criteria. */
+function tPrimeOf(paths: StudyPaths, seed: number, method: string, thr: number): number | null {
+  if (method !== "diff-pruning") return null;
+  const loop = readGradientReport(paths, seed)?.[gradientKey(method, thr)];
+  if (!loop) throw new Error(`${gradientFiles(paths, seed).report} has no loop for ${method} at thr ${thr}; remove the seed's gradients folder to run it again`);
+  return loop.t_prime;
+}
 
 function measurePretrained(o: StudyOptions, paths: StudyPaths, onStep: (done: number, total: number) => void): void {
   withPipeline(o.model, ({ model, scheduler }) => {
@@ -353,7 +390,9 @@ function consistencyOf(o: StudyOptions, paths: StudyPaths, dir: string, grid: st
 function measurePrefinetune(o: StudyOptions, paths: StudyPaths, seed: number, method: string, onStep: (done: number, total: number) => void): void {
   const record = readPruningRecord(paths.pruned(seed, method))!;
   const c = consistencyOf(o, paths, paths.pruned(seed, method), join(paths.method(seed, method), "grid.png"), onStep);
-  const result: PrefinetuneResult = { params: c.params, macs: record.macs.after, t_prime: tPrime(record), ssim: c.ssim, ssim_per_image: c.perImage, band_losses: c.bands! };
+  const saved = join(paths.method(seed, method), "t_prime.json");
+  const tPrime = existsSync(saved) ? readJson<{ t_prime: number }>(saved).t_prime : null;
+  const result: PrefinetuneResult = { params: c.params, macs: record.macs.after, t_prime: tPrime, ssim: c.ssim, ssim_per_image: c.perImage, band_losses: c.bands! };
   writeJsonAtomic(paths.prefinetune(seed, method), result);
 }
 
@@ -361,10 +400,10 @@ function measurePrefinetune(o: StudyOptions, paths: StudyPaths, seed: number, me
 function sweepPoint(o: StudyOptions, paths: StudyPaths, seed: number, method: string, ratio: number, thr: number, file: string, name: string, hooks: StudyHooks): void {
   const dir = paths.sweepModel(seed, name);
   rmSync(dir, { recursive: true, force: true }); // a killed earlier attempt's model
-  const record = pruneFor(o, paths, seed, method, ratio, thr, dir, hooks);
+  const { record, tPrime } = pruneFor(o, paths, seed, method, ratio, thr, dir);
   try {
     const c = consistencyOf(o, paths, dir, null, (d, t) => hooks.onProgress?.(`sample ${name}`, d, t));
-    const point: SweepPoint = { method, ratio, thr: method === "diff-pruning" ? thr : null, params: c.params, macs: record.macs.after, t_prime: tPrime(record), ssim: c.ssim };
+    const point: SweepPoint = { method, ratio, thr: method === "diff-pruning" ? thr : null, params: c.params, macs: record.macs.after, t_prime: tPrime, ssim: c.ssim };
     writeJsonAtomic(file, point);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,21 @@ import * as torch from "../../src/torch/index.js";
 import { writeJsonAtomic } from "../../src/io/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { bootstrapMean } from "../../src/metrics/index.js";
-import { baseTraining, budgetSteps, pairedDifference, perImageDifference, recipe, runStudy, studyPaths, summarize, type StageEvent, type StudyOptions, type StudyResult } from "../../src/workflow/index.js";
+import {
+  baseTraining,
+  budgetSteps,
+  pairedDifference,
+  perImageDifference,
+  pruneModelFolder,
+  recipe,
+  runStudy,
+  studyPaths,
+  summarize,
+  type PruningRecord,
+  type StageEvent,
+  type StudyOptions,
+  type StudyResult,
+} from "../../src/workflow/index.js";
 import { repoRoot, scratchDir } from "../helpers/fixtures.js";
 
 const scratch = scratchDir("diffprune-study-");
@@ -89,7 +103,7 @@ describe("runStudy on a tiny model", () => {
     heldoutData: "fashion-mnist:test",
     out: join(scratch, "study"),
     seeds: [0, 1],
-    methods: ["diff-pruning", "magnitude"],
+    methods: ["diff-pruning", "taylor", "magnitude"],
     scratch: true,
     ratio: 0.3,
     thr: 0.05,
@@ -135,7 +149,7 @@ describe("runStudy on a tiny model", () => {
     // per seed: every method, before fine-tuning (not scratch) and at each budget
     assert.deepEqual(result.seeds.map((s) => s.seed), [0, 1]);
     for (const s of result.seeds) {
-      assert.deepEqual(Object.keys(s.methods), ["diff-pruning", "magnitude", "scratch"]);
+      assert.deepEqual(Object.keys(s.methods), ["diff-pruning", "taylor", "magnitude", "scratch"]);
       assert.equal(s.methods.scratch!.prefinetune, null);
       for (const m of ["diff-pruning", "magnitude"]) {
         const p = s.methods[m]!.prefinetune!;
@@ -162,7 +176,7 @@ describe("runStudy on a tiny model", () => {
     const mag = JSON.parse(readFileSync(paths.prefinetune(0, "magnitude"), "utf8")) as { ssim_per_image: number[] };
     close(d.ssim_per_image[0]!.mean, dp.ssim_per_image.reduce((s, v, i) => s + v - mag.ssim_per_image[i]!, 0) / 3, "per-image mean, seed 0");
     for (const b of ["0.5", "1"]) {
-      assert.deepEqual(Object.keys(result.paired!.finetuned[b]!), ["magnitude", "scratch"]);
+      assert.deepEqual(Object.keys(result.paired!.finetuned[b]!), ["taylor", "magnitude", "scratch"]);
       const fid = result.paired!.finetuned[b]!.scratch!.fid!;
       const at = (m: string) => result.seeds.map((s) => s.methods[m]!.finetuned[b]!.fid!);
       assert.deepEqual(fid.values, at("diff-pruning").map((v, i) => v - at("scratch")[i]!));
@@ -173,11 +187,21 @@ describe("runStudy on a tiny model", () => {
     assert.deepEqual(result.sweeps.thr.map((t) => t.thr), [0, 0.05]);
     assert.deepEqual(result.sweeps.thr[0]!.t_prime.values, [19, 19], "thr 0: every timestep");
     assert.deepEqual(result.sweeps.thr[1]!.ssim.values, perSeed("diff-pruning"));
-    for (const m of ["diff-pruning", "magnitude"]) {
+    for (const m of ["diff-pruning", "taylor", "magnitude"]) {
       const [at3, at5] = result.sweeps.ratio[m]!;
       assert.deepEqual([at3!.ratio, at5!.ratio], [0.3, 0.5]);
       assert.ok(at5!.macs.mean < at3!.macs.mean, `${m}: ratio 0.5 leaves fewer MACs`);
     }
+
+    // the gradient criteria pruned with the seed's one loop exactly as a prune that runs its own
+    for (const [method, thr] of [["diff-pruning", 0.05], ["taylor", 0.05], ["diff-pruning", 0]] as const) {
+      const out = join(scratch, `direct-${method}-${thr}`);
+      const direct = pruneModelFolder({ model, method, ratio: 0.3, thr, seed: 1, calibration: paths.calibration(1), out });
+      const viaStudy = JSON.parse(readFileSync(join(paths.pruned(1, method), "pruning.json"), "utf8")) as PruningRecord;
+      if (thr === 0.05) assert.deepEqual(viaStudy.history, direct.history, `${method}: the same channels removed`);
+      if (method === "diff-pruning") assert.equal(thr === 0 ? result.sweeps.thr[0]!.t_prime.values[1] : result.seeds[1]!.methods[method]!.prefinetune!.t_prime, direct.gradients!.tPrime, `T' at thr ${thr}`);
+    }
+    assert.ok(!existsSync(join(paths.seed(0), "gradients")), "the snapshots are removed once the seed's prunes are done");
 
     // the budgets share one fine-tuning run: its log reaches step 4 once
     const log = readFileSync(join(paths.finetune(0, "magnitude"), "log.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { step: number }).step);
@@ -200,6 +224,14 @@ describe("runStudy on a tiny model", () => {
     const redone: string[] = [];
     runStudy(options, { onStage: (e) => !e.skipped && redone.push(e.label) });
     assert.deepEqual(redone, ["seed 1: ratio sweep, magnitude at ratio 0.5"]);
+
+    // a gradient criterion's point needs the seed's loop again, whose snapshots were removed
+    const before = readFileSync(paths.ratioPoint(1, "taylor", 0.5), "utf8");
+    rmSync(paths.ratioPoint(1, "taylor", 0.5));
+    redone.length = 0;
+    runStudy(options, { onStage: (e) => !e.skipped && redone.push(e.label) });
+    assert.deepEqual(redone.map((l) => l.replace(/ \(.*/, "").replace(/ over .*/, "")), ["seed 1: gradients of the denoising loss", "seed 1: ratio sweep, taylor at ratio 0.5", "seed 1: remove the gradient snapshots"]);
+    assert.equal(readFileSync(paths.ratioPoint(1, "taylor", 0.5), "utf8"), before, "the same point again");
   });
 
   test("other options in the same folder are refused", () => {
