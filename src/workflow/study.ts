@@ -84,7 +84,14 @@ export function recipe(o: Pick<StudyOptions, "batchSize" | "lr">, seed: number, 
   };
 }
 
-/** The run folder: new, empty, or an earlier study (to continue with the same options). */
+/**
+ * Options that only choose which stages run: each stage's file is named by its seed, method,
+ * threshold, ratio or budget, so a continued study may add (or leave out) some. A budget smaller
+ * than one already fine-tuned cannot be added (the shared run is past it).
+ */
+const EXTENSIBLE = new Set<keyof StudyOptions>(["seeds", "methods", "scratch", "thrSweep", "ratioSweep", "budgets"]);
+
+/** The run folder: new, empty, or an earlier study (to continue with the same measuring options). */
 function checkStudyFolder(o: StudyOptions, paths: StudyPaths, hooks: StudyHooks): void {
   checkOutputs(
     [{ flag: "out", path: o.out, kind: "folder", inPlace: true, reuse: (names) => (names.length === 0 || names.includes("study-options.json") ? null : "the folder is not empty and holds no study (study-options.json); choose a new or empty folder") }],
@@ -96,9 +103,13 @@ function checkStudyFolder(o: StudyOptions, paths: StudyPaths, hooks: StudyHooks)
   if (existsSync(paths.options)) {
     const saved = readJson<Partial<StudyOptions>>(paths.options);
     const differs = (Object.keys(o) as (keyof StudyOptions)[]).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(o[k]));
-    if (differs.length > 0)
-      throw new OptionError((n) => `${o.out} holds a study with other options (${differs.map(n).join(", ")}); continue it with the same options, or give another ${n("out")}`);
-    hooks.onMessage?.(`continuing the study in ${o.out}`);
+    const fixed = differs.filter((k) => !EXTENSIBLE.has(k));
+    if (fixed.length > 0)
+      throw new OptionError(
+        (n) => `${o.out} holds a study with other options (${fixed.map(n).join(", ")}); continue it with the same options (only ${[...EXTENSIBLE].map(n).join(", ")} may change), or give another ${n("out")}`,
+      );
+    hooks.onMessage?.(`continuing the study in ${o.out}${differs.length > 0 ? ` with new ${differs.join(", ")} (finished stages are kept)` : ""}`);
+    if (differs.length > 0) writeJsonAtomic(paths.options, o);
   } else {
     makeDirs(o.out);
     writeJsonAtomic(paths.options, o);

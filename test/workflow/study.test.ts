@@ -234,8 +234,15 @@ describe("runStudy on a tiny model", () => {
     assert.equal(readFileSync(paths.ratioPoint(1, "taylor", 0.5), "utf8"), before, "the same point again");
   });
 
-  test("other options in the same folder are refused", () => {
-    assert.throws(() => runStudy({ ...options, ratio: 0.4 }), /holds a study with other options \(ratio\)/);
+  test("other measuring options in the same folder are refused; fewer seeds and sweeps are a summary of those", () => {
+    assert.throws(() => runStudy({ ...options, ratio: 0.4, seeds: [0] }), /holds a study with other options \(ratio\); .*only seeds, methods/);
+    const events: StageEvent[] = [];
+    const fewer = runStudy({ ...options, seeds: [0], thrSweep: [], budgets: [0.5] }, { onStage: (e) => events.push(e) });
+    assert.ok(events.every((e) => e.skipped));
+    assert.deepEqual(fewer.seeds.map((s) => s.seed), [0]);
+    assert.deepEqual(Object.keys(fewer.finetuned), ["0.5"]);
+    assert.deepEqual(fewer.sweeps.thr, []);
+    assert.deepEqual(fewer.prefinetune.taylor!.ssim.values, [result.prefinetune.taylor!.ssim.values[0]]);
   });
 });
 
