@@ -146,7 +146,7 @@ export function runStudy(o: StudyOptions, hooks: StudyHooks = {}): StudyResult {
   try {
     if (base.autoencoder || isClassConditional(base.model.config))
       throw new OptionError((n) => `${n("model")} ${o.model} is ${base.autoencoder ? "a latent pipeline" : "class-conditional"}; the study measures unconditional models on pixels (the paper's DDPM setting)`);
-    openDataset(o.data, { sampleSize: base.model.config.sample_size, channels: base.model.config.in_channels });
+    for (const spec of [o.data, o.heldoutData]) openDataset(spec, { sampleSize: base.model.config.sample_size, channels: base.model.config.in_channels });
     checkStudyFolder(o, paths, hooks);
     macs = countOpsAndParams(base.model, unetForward(base.model)).macs;
     T = base.scheduler.numTrainTimesteps;
