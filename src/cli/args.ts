@@ -62,6 +62,16 @@ export const SKIP_HELP =
   "timestep_spacing; config = the model folder's timestep_spacing; ddim-quad = the DDIM codebase's " +
   "int(linspace(0, sqrt(0.8T), n)^2), each step to the next entry";
 
+/** --dtype of sample and eval: the precision the UNet runs in. */
+export type InferenceDType = "float32" | "bf16";
+export const DTYPE_HELP = "the UNet's precision: float32, or bf16 (bfloat16 weights and activations through oneDNN; the scheduler's arithmetic and the autoencoder stay float32)";
+export const inferenceDType = oneOf<InferenceDType>("float32", "bf16");
+
+/** Casts a loaded UNet to --dtype. */
+export function applyDType(model: { to(d: "bfloat16"): unknown }, dtype: InferenceDType): void {
+  if (dtype === "bf16") model.to("bfloat16");
+}
+
 /** Library option names whose flag is not their kebab-case form. */
 const FLAG_ALIASES: Record<string, string> = { ignoredLayers: "--ignore", file: "--init-noise" };
 

@@ -13,7 +13,7 @@ import { ClassifierExtractor, evaluate, evaluationSamples, InceptionExtractor, t
 import { gatherRows, inGroup, shardRows, isMainProcess } from "../workflow/distributed.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
 import { defaultClassifierDir } from "../metrics/extractors/classifier.js";
-import { nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
+import { applyDType, DTYPE_HELP, inferenceDType, nonNegativeInt, oneOf, positiveInt, SKIP_HELP, type InferenceDType } from "./args.js";
 import { Progress } from "./progress.js";
 
 type ExtractorName = "classifier" | "inception";
@@ -38,6 +38,7 @@ interface EvalArgs {
   latencyBatch: number;
   repeats: number;
   out: string;
+  dtype: InferenceDType;
   json?: boolean;
 }
 
@@ -102,6 +103,7 @@ export function evalAction(args: EvalArgs): void {
   ]);
   const pipeline = loadPipeline({ model: args.model }, { latent: true });
   const { model, scheduler, autoencoder } = pipeline;
+  applyDType(model, args.dtype); // the model's only: the reference stays float32 (bf16 against float32 is one use)
   const referencePipeline = args.reference ? loadPipeline({ model: args.reference }, { latent: true }) : null;
   const reference = referencePipeline?.model ?? null;
   // The images FID and SSIM see: a latent pipeline's decoded samples.
@@ -203,6 +205,7 @@ export function registerEval(program: Command): void {
     .option("--latency-batch <n>", "the sampling batch timed besides batch 1", positiveInt, 64)
     .option("--repeats <n>", "timed runs per batch size (the median is reported)", positiveInt, 5)
     .option("--out <file>", "where to write the metrics", "metrics.json")
+    .option("--dtype <type>", `${DTYPE_HELP}; the model's only, the reference runs in float32`, inferenceDType, "float32")
     .option("--json", "print the metrics as JSON instead of a table");
   addLaunchOptions(cmd).action((args: EvalArgs & LaunchArgs) => runLaunched(args, () => evalAction(args)));
 }

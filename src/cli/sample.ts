@@ -24,7 +24,7 @@ import {
 } from "../diffusion/index.js";
 import { loadOnnxPipeline } from "../export/index.js";
 import { checkInputFiles, checkOutputs, onlyHolds, writeFolderAtomic } from "../io/paths.js";
-import { fraction, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
+import { applyDType, DTYPE_HELP, fraction, inferenceDType, nonNegativeInt, oneOf, positiveInt, SKIP_HELP, type InferenceDType } from "./args.js";
 import { Progress } from "./progress.js";
 import { addLaunchOptions, runLaunched, type LaunchArgs } from "./launch.js";
 import { gatherRows, inGroup, myRows, shardList, shardRows, isMainProcess } from "../workflow/distributed.js";
@@ -46,6 +46,7 @@ interface SampleArgs {
   seed: number;
   initNoise?: string;
   classLabels?: number[];
+  dtype: InferenceDType;
   json?: boolean;
 }
 
@@ -80,7 +81,9 @@ export async function sampleAction(args: SampleArgs): Promise<void> {
   );
   checkInputFiles([{ flag: "--init-noise", path: args.initNoise }, ...(args.runtime === "onnxruntime" ? [{ flag: "--model", path: args.model }] : [])]);
   const onnx = args.runtime === "onnxruntime" ? await loadOnnxPipeline(args.model) : null;
+  if (onnx && args.dtype !== "float32") throw new Error("--dtype bf16 runs the UNet in libtorch: leave it out with --runtime onnxruntime");
   const pipeline = onnx ? null : loadPipeline({ model: args.model }, { latent: true });
+  if (pipeline) applyDType(pipeline.model, args.dtype);
   const { model, scheduler: base } = onnx ?? pipeline!;
   const scheduler = samplingScheduler(base, args.scheduler);
   const noise = initialNoise(model, { file: args.initNoise, num: args.num, seed: args.seed });
@@ -138,6 +141,7 @@ export function registerSample(program: Command): void {
     .option("--seed <n>", "random seed", nonNegativeInt, 0)
     .option("--init-noise <file>", "safetensors file with `noise` [N, C, H, W], the UNet's input (a latent pipeline's latents; overrides --num)")
     .option("--class-labels <list>", "a class-conditional model's classes: one for all samples, or one per sample, comma-separated (default: its classes in turn)", classList)
+    .option("--dtype <type>", DTYPE_HELP, inferenceDType, "float32")
     .option("--json", "print {out, num, steps, runtime} as JSON when done");
   addLaunchOptions(cmd).action((args: SampleArgs & LaunchArgs) => runLaunched(args, () => sampleAction(args)));
 }

@@ -54,7 +54,8 @@ export function generate(model: UNet2DModel, scheduler: Scheduler, noise: Tensor
     let next = loop.next();
     while (!next.done) {
       const [x, t, l] = next.value;
-      next = loop.next(torch.noGrad(() => model.forward(x, t, l)));
+      // a bfloat16 model's prediction, widened: the scheduler's arithmetic stays in x's float32
+      next = loop.next(torch.noGrad(() => torch.tidy(() => model.forward(x, t, l).to(x.dtype))));
     }
     return next.value;
   } finally {

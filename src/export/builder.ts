@@ -131,5 +131,7 @@ function filled(dtype: DType, count: number, value: number | boolean): ConstantD
     case "uint8":
     case "bool":
       return new Uint8Array(count).fill(v);
+    case "bfloat16":
+      throw new Unsupported("a bfloat16 model: export it in float32 (onnxruntime chooses its own precision)");
   }
 }

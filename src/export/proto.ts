@@ -7,7 +7,7 @@ import { packageRoot } from "../io/index.js";
 import type { DType } from "../torch/index.js";
 
 /** TensorProto.DataType of each dtype. */
-export const DATA_TYPE: Readonly<Record<DType, number>> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 };
+export const DATA_TYPE: Readonly<Record<DType, number>> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11, bfloat16: 16 };
 
 /** AttributeProto.AttributeType. */
 export const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;

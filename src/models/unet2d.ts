@@ -3,7 +3,7 @@
 // embedding added inside every resnet. A class-conditional UNet adds a class embedding to the
 // time embedding (class_embed_type / num_class_embeds).
 import * as torch from "../torch/index.js";
-import type { Tensor } from "../torch/index.js";
+import type { DType, Tensor } from "../torch/index.js";
 import { Attention, Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
 import { AttnDownBlock2D, AttnUpBlock2D, DownBlock2D, UNetMidBlock2D, UpBlock2D, type BlockOptions } from "./blocks.js";
 import { PRUNED_HEADS_KEY, resolveUNet2DConfig, type UNet2DConfig } from "./config.js";
@@ -119,6 +119,11 @@ export class UNet2DModel extends Module {
     writeModelFolder(dir, this.savedConfig as unknown as Record<string, unknown>, this.stateDict());
   }
 
+  /** The weights' dtype (diffusers' `self.dtype`): float32, or bfloat16 after `to("bfloat16")`; forward runs in it. */
+  get dtype(): DType {
+    return this.convIn.weight.dtype;
+  }
+
   /**
    * Class labels for a forward at `batch` when the model is class-conditional (zeros: class 0),
    * else undefined: what tracing, counting and load checks pass.
@@ -139,13 +144,17 @@ export class UNet2DModel extends Module {
   forward(sample: Tensor, timestep: Tensor | number, classLabels?: Tensor | number): Tensor {
     return torch.tidy(() => {
       const batch = sample.shape[0]!;
+      const dtype = this.dtype;
+      // as diffusers' t_emb.to(self.dtype): the sinusoids are float32, the weights may be bfloat16
+      const inDtype = (x: Tensor) => (x.dtype === dtype ? x : x.to(dtype));
       const t = perSample(timestep, batch, sample, "timestep");
-      let emb = this.timeEmbedding.forward(this.timeProj.forward(t));
-      if (this.classEmbedding !== null) emb = emb.add(this.#classEmbedding(classLabels, batch, sample));
+      let emb = this.timeEmbedding.forward(inDtype(this.timeProj.forward(t)));
+      if (this.classEmbedding !== null) emb = emb.add(inDtype(this.#classEmbedding(classLabels, batch, sample)));
       else if (classLabels !== undefined)
         throw new Error("UNet2DModel: class labels were given but this model is not class-conditional (its config has class_embed_type and num_class_embeds null)");
 
-      let x = this.config.center_input_sample ? sample.mul(2).sub(1) : sample;
+      let x = inDtype(sample);
+      x = this.config.center_input_sample ? x.mul(2).sub(1) : x;
       x = this.convIn.forward(x);
       const skips: Tensor[] = [x];
       for (const block of this.downBlocks) {
@@ -176,7 +185,8 @@ export class UNet2DModel extends Module {
       if (l.dtype !== "int64" && l.dtype !== "int32") throw new Error(`UNet2DModel: class labels must be integers (an int64 tensor), got ${l.dtype}`);
       return e.forward(l);
     }
-    return e!.forward(this.timeProj.forward(perSample(labels, batch, sample, "class labels")));
+    const projected = this.timeProj.forward(perSample(labels, batch, sample, "class labels"));
+    return e!.forward(projected.dtype === this.dtype ? projected : projected.to(this.dtype));
   }
 }
 

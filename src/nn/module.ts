@@ -147,7 +147,7 @@ export class Module {
   }
 
   /** Moves parameters and buffers to a device or dtype, in place (the module keeps its tensors' names). */
-  to(target: Device | "float32" | "float64"): this {
+  to(target: Device | "float32" | "float64" | "bfloat16"): this {
     torch.noGrad(() => {
       for (const [, m] of this.namedModules()) {
         for (const [name, p] of m.#parameters) if (p) m.registerParameter(name, p.to(target).detach());

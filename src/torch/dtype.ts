@@ -1,8 +1,11 @@
 // Element types and devices.
 
-/** Tensor element types. float16 and bfloat16 data are widened to float32 when loaded. */
-export type DType = "float32" | "float64" | "int64" | "int32" | "uint8" | "bool";
-export type LoadDType = DType | "float16" | "bfloat16";
+/**
+ * Tensor element types. bfloat16 is a compute type (a model cast for bf16 inference); its values
+ * are read out as float32. float16 and bfloat16 data are widened to float32 when loaded.
+ */
+export type DType = "float32" | "float64" | "int64" | "int32" | "uint8" | "bool" | "bfloat16";
+export type LoadDType = DType | "float16";
 /** "cpu", or "cuda"/"cuda:N" when the addon is built against a CUDA libtorch. */
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
 
@@ -32,6 +35,8 @@ export function typedArrayFor(dtype: DType, buffer: ArrayBuffer): Exclude<AnyTyp
     case "uint8":
     case "bool":
       return new Uint8Array(buffer);
+    case "bfloat16":
+      throw new Error("bfloat16 elements are read as float32: convert the tensor first");
   }
 }
 

@@ -130,7 +130,13 @@ export class Tensor {
   // ---- data out ----
   /** The elements in row-major order, copied to a typed array of the dtype. */
   toTypedArray(): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array {
-    return typedArrayFor(this.dtype, native.toBuffer(this.handle));
+    if (this.dtype !== "bfloat16") return typedArrayFor(this.dtype, native.toBuffer(this.handle));
+    const wide = this.to("float32"); // bfloat16 reads out as float32, exactly
+    try {
+      return typedArrayFor("float32", native.toBuffer(wide.handle));
+    } finally {
+      wide.dispose();
+    }
   }
   /** The elements in row-major order as JS numbers. */
   toArray(): number[] {

@@ -77,7 +77,7 @@ describe("diffprune eval", () => {
 describe("diffprune eval without metric flags", () => {
   test("does all that apply: SSIM and latency with a reference; no FID for 16x16 images the classifier cannot take", () => {
     const out = join(scratch, "all.json");
-    evalAction({ model: fixture("unet-tiny"), reference: fixture("unet-tiny"), num: 2, steps: 2, skip: "uniform", seed: 0, batchSize: 64, data: "fashion-mnist", extractor: "classifier", latencyBatch: 2, repeats: 1, out });
+    evalAction({ model: fixture("unet-tiny"), reference: fixture("unet-tiny"), num: 2, steps: 2, skip: "uniform", seed: 0, batchSize: 64, data: "fashion-mnist", extractor: "classifier", latencyBatch: 2, repeats: 1, dtype: "float32", out });
     const m = readMetrics(out);
     assert.equal(m.fid, null);
     assert.equal(m.ssim!.num_samples, 2);
