@@ -17,34 +17,13 @@ const DEFAULTS = {
   budgets: "0.1,0.2",
 };
 
-interface StudyArgs {
-  model?: string;
-  data: string;
-  heldoutData?: string;
-  out: string;
-  seeds: string;
-  methods: string;
-  scratch: boolean;
-  ratio: number;
-  thr: number;
-  calibBatch: number;
-  thrSweep: string;
-  ratioSweep: string;
-  budgets: string;
-  baseSteps?: number;
-  batchSize?: number;
-  lr: number;
-  numSamples: number;
-  consistencySamples: number;
-  samplingSteps: number;
-  skip: SkipType;
-  heldoutBatch: number;
-  bands: number;
-  kidSubsets: number;
-  kidSubsetSize: number;
-  noiseSeed: number;
-  json?: boolean;
-}
+/** The lists, given as comma-separated text. */
+type ListOption = "seeds" | "methods" | "thrSweep" | "ratioSweep" | "budgets";
+/** Options with a default found at run time (the base run's, the data's test split). */
+type DerivedOption = "model" | "heldoutData" | "baseSteps" | "batchSize";
+
+/** What commander parses: the study's options, the lists as text, the derived ones optional. */
+type StudyArgs = Omit<StudyOptions, ListOption | DerivedOption> & Record<ListOption, string> & Partial<Pick<StudyOptions, DerivedOption>> & { json?: boolean };
 
 /** A comma-separated list of numbers, each checked by `parse` (an empty list is allowed: a sweep left out). */
 function listOf(parse: (value: string) => number, flag: string): (value: string) => number[] {

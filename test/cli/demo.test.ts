@@ -6,33 +6,15 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import * as torch from "../../src/torch/index.js";
-import { writeJsonAtomic } from "../../src/io/index.js";
-import { UNet2DModel } from "../../src/models/index.js";
 import { repoRoot, scratchDir } from "../helpers/fixtures.js";
+import { tinyUNet32 } from "../helpers/tiny-unet.js";
 
 const scratch = scratchDir("diffprune-demo-");
 after(() => rmSync(scratch, { recursive: true, force: true }));
 const main = join(repoRoot(), "dist", "src", "cli", "main.js");
 const env = { ...process.env, DIFFPRUNE_NUM_THREADS: "1", DIFFPRUNE_CACHE: join(scratch, "cache") };
 
-/** A random-weight 1x32x32 UNet (the classifier's image size) with a 20-step schedule. */
-function tinyModel(): string {
-  const dir = join(scratch, "tiny");
-  torch.manualSeed(0);
-  const model = torch.noGrad(
-    () =>
-      new UNet2DModel({
-        sample_size: 32, in_channels: 1, out_channels: 1, block_out_channels: [16, 32], layers_per_block: 1, norm_num_groups: 8,
-        down_block_types: ["DownBlock2D", "AttnDownBlock2D"], up_block_types: ["AttnUpBlock2D", "UpBlock2D"],
-      }),
-  );
-  model.savePretrained(dir);
-  writeJsonAtomic(join(dir, "scheduler_config.json"), { _class_name: "DDPMScheduler", num_train_timesteps: 20 });
-  model.dispose();
-  return dir;
-}
-const model = tinyModel();
+const model = tinyUNet32(join(scratch, "tiny"));
 
 const demoArgs = (out: string, ...extra: string[]) => [
   main, "demo", "--model", model, "--data", "fashion-mnist:test", "--out", out, "--methods", "diff-pruning,magnitude,scratch",

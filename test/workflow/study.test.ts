@@ -8,9 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import * as torch from "../../src/torch/index.js";
 import { writeJsonAtomic } from "../../src/io/index.js";
-import { UNet2DModel } from "../../src/models/index.js";
 import { bootstrapMean } from "../../src/metrics/index.js";
 import {
   baseTraining,
@@ -28,6 +26,7 @@ import {
   type StudyResult,
 } from "../../src/workflow/index.js";
 import { repoRoot, scratchDir } from "../helpers/fixtures.js";
+import { tinyUNet32 } from "../helpers/tiny-unet.js";
 
 const scratch = scratchDir("diffprune-study-");
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -77,21 +76,10 @@ describe("study statistics", () => {
   });
 });
 
-/** A random-weight 1x32x32 UNet (the classifier's image size), a 20-step schedule, and a run log of 4 steps. */
+/** The tiny UNet (4 norm groups, so that ratios 0.3 and 0.5 differ) with a run log of 4 steps. */
 function tinyModel(): string {
-  const dir = join(scratch, "tiny");
-  torch.manualSeed(0);
-  const model = torch.noGrad(
-    () =>
-      new UNet2DModel({
-        sample_size: 32, in_channels: 1, out_channels: 1, block_out_channels: [16, 32], layers_per_block: 1, norm_num_groups: 4,
-        down_block_types: ["DownBlock2D", "AttnDownBlock2D"], up_block_types: ["AttnUpBlock2D", "UpBlock2D"],
-      }),
-  );
-  model.savePretrained(dir);
-  writeJsonAtomic(join(dir, "scheduler_config.json"), { _class_name: "DDPMScheduler", num_train_timesteps: 20 });
+  const dir = tinyUNet32(join(scratch, "tiny"), { normGroups: 4 });
   writeFileSync(join(dir, "log.jsonl"), [2, 4].map((step) => JSON.stringify({ step, loss: 0.1, lr: 1e-4, grad_norm: 1, time: "" }) + "\n").join(""));
-  model.dispose();
   return dir;
 }
 
