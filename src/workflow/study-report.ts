@@ -8,6 +8,7 @@ import { writeFileAtomic } from "../io/index.js";
 import { escapeHtml as esc, intervalChart, lineChart, renderReport, sampleFigure, type IntervalRow, type ReportSection } from "../report/index.js";
 import { SCRATCH } from "./run-folder.js";
 import { displayPath } from "./comparison-report.js";
+import { readPruningRecord } from "./record.js";
 import type { StudyOptions, StudyPaths } from "./study-folder.js";
 import type { PerSeedInterval, SeedSummary, StudyResult } from "./study-summary.js";
 
@@ -185,6 +186,8 @@ export function writeStudyReport(o: StudyOptions, paths: StudyPaths, r: StudyRes
     title: "Diff-Pruning study: criteria over seeds, with paired differences",
     subtitle: `${displayPath(o.model)} on ${o.data}, ratio ${o.ratio}, seeds ${o.seeds.join(", ")}; DDIM ${o.samplingSteps} steps (skip ${o.skip}) from the same noise for every model`,
     rows: [],
+    // the first seed's Diff-Pruning loop: its loss by timestep, the threshold, T'
+    diffPruning: readPruningRecord(paths.pruned(o.seeds[0]!, "diff-pruning"))?.gradients ?? null,
     sections: [...prefinetuneSection(o, r), ...pairedPrefinetuneSection(r), ...sweepSections(r), ...finetunedSection(r), ...pairedFinetunedSection(r), ...samplesSection(o, paths, r)],
     notes: [
       "Intervals: 95% percentile bootstrap (10,000 resamples) of the mean over seeds; per image: over the images of one seed.",

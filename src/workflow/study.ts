@@ -17,7 +17,7 @@ import { countOpsAndParams, criterionNamed, drawCalibration, saveCalibration, un
 import { compareSamples } from "../metrics/index.js";
 import { pruneModelFolder } from "./prune.js";
 import { finetune, runModelDir } from "./finetune.js";
-import { readPruningRecord, type PruningRecord } from "./record.js";
+import { readPruningRecord, writePruningRecord, type PruningRecord } from "./record.js";
 import { gradientFiles, gradientKey, readGradientReport, storedGradients, writeGradientSnapshots } from "./study-gradients.js";
 import { SCRATCH } from "./run-folder.js";
 import { budgetSteps, studyPaths, type FinetunedResult, type FloorResult, type PrefinetuneResult, type PretrainedResult, type StudyOptions, type StudyPaths, type SweepPoint } from "./study-folder.js";
@@ -250,12 +250,12 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
         label: `seed ${seed}: prune with ${m} at ratio ${o.ratio}`,
         readsGradients: gradient.includes(m),
         cost: macs,
-        done: () => existsSync(join(paths.pruned(seed, m), "pruning.json")),
-        run: () => {
-          const { tPrime } = pruneFor(o, paths, seed, m, o.ratio, o.thr, paths.pruned(seed, m));
-          // T' is kept beside the model: the snapshots are removed once the seed's prunes are done
-          if (tPrime !== null) writeJsonAtomic(join(paths.method(seed, m), "t_prime.json"), { thr: o.thr, t_prime: tPrime });
+        // a gradient criterion's record holds its loop, added just after the prune
+        done: () => {
+          const record = readPruningRecord(paths.pruned(seed, m));
+          return record !== null && (record.gradients !== null || !gradient.includes(m));
         },
+        run: () => void pruneFor(o, paths, seed, m, o.ratio, o.thr, paths.pruned(seed, m)),
       });
     for (const m of o.methods)
       stages.push({
@@ -326,27 +326,25 @@ function writeCalibration(o: StudyOptions, paths: StudyPaths, seed: number): voi
   }
 }
 
-/** Prunes with `method` into `out`; a gradient criterion scores with the seed's snapshot for `thr`. Returns the record and Diff-Pruning's T'. */
+/**
+ * Prunes with `method` into `out`; a gradient criterion scores with the seed's snapshot for
+ * `thr`, and its pruning.json then gets the loop and the calibration batch, as a prune that ran
+ * its own loop records them. Returns the record and Diff-Pruning's T'.
+ */
 function pruneFor(o: StudyOptions, paths: StudyPaths, seed: number, method: string, ratio: number, thr: number, out: string): { record: PruningRecord; tPrime: number | null } {
   const criterion = criterionNamed(method === SCRATCH ? "reinit" : method);
+  if (criterion.gradients === null) return { record: pruneModelFolder({ model: o.model, seed, method: criterion, ratio, thr, out }), tPrime: null };
   const key = gradientKey(method, thr);
-  const record = pruneModelFolder({
-    model: o.model,
-    seed,
-    method: criterion.gradients === null ? criterion : storedGradients(criterion, gradientFiles(paths, seed).snapshot(key)),
-    ratio,
-    thr,
-    out,
-  });
-  return { record, tPrime: tPrimeOf(paths, seed, method, thr) };
-}
-
-/** Diff-Pruning's T' at `thr` (where its loss fell below thr x max) in the seed's loop; null for the other criteria. */
-function tPrimeOf(paths: StudyPaths, seed: number, method: string, thr: number): number | null {
-  if (method !== "diff-pruning") return null;
-  const loop = readGradientReport(paths, seed)?.[gradientKey(method, thr)];
-  if (!loop) throw new Error(`${gradientFiles(paths, seed).report} has no loop for ${method} at thr ${thr}; remove the seed's gradients folder to run it again`);
-  return loop.t_prime;
+  const loop = readGradientReport(paths, seed)?.[key];
+  if (!loop) throw new Error(`${gradientFiles(paths, seed).report} has no loop for ${key}; remove the seed's gradients folder to run it again`);
+  const pruned = pruneModelFolder({ model: o.model, seed, method: storedGradients(criterion, gradientFiles(paths, seed).snapshot(key)), ratio, thr, out });
+  const record: PruningRecord = {
+    ...pruned,
+    calibration: { source: paths.calibration(seed), batch: o.calibBatch },
+    gradients: { thr: loop.thr, losses: loop.losses, tPrime: loop.t_prime, timesteps: loop.timesteps },
+  };
+  writePruningRecord(out, record);
+  return { record, tPrime: method === "diff-pruning" ? loop.t_prime : null };
 }
 
 function measurePretrained(o: StudyOptions, paths: StudyPaths, onStep: (done: number, total: number) => void): void {
@@ -401,8 +399,7 @@ function consistencyOf(o: StudyOptions, paths: StudyPaths, dir: string, grid: st
 function measurePrefinetune(o: StudyOptions, paths: StudyPaths, seed: number, method: string, onStep: (done: number, total: number) => void): void {
   const record = readPruningRecord(paths.pruned(seed, method))!;
   const c = consistencyOf(o, paths, paths.pruned(seed, method), join(paths.method(seed, method), "grid.png"), onStep);
-  const saved = join(paths.method(seed, method), "t_prime.json");
-  const tPrime = existsSync(saved) ? readJson<{ t_prime: number }>(saved).t_prime : null;
+  const tPrime = method === "diff-pruning" ? record.gradients!.tPrime : null;
   const result: PrefinetuneResult = { params: c.params, macs: record.macs.after, t_prime: tPrime, ssim: c.ssim, ssim_per_image: c.perImage, band_losses: c.bands! };
   writeJsonAtomic(paths.prefinetune(seed, method), result);
 }

@@ -16,11 +16,11 @@ import {
   pairedDifference,
   perImageDifference,
   pruneModelFolder,
+  readPruningRecord,
   recipe,
   runStudy,
   studyPaths,
   summarize,
-  type PruningRecord,
   type StageEvent,
   type StudyOptions,
   type StudyResult,
@@ -185,8 +185,12 @@ describe("runStudy on a tiny model", () => {
     for (const [method, thr] of [["diff-pruning", 0.05], ["taylor", 0.05], ["diff-pruning", 0]] as const) {
       const out = join(scratch, `direct-${method}-${thr}`);
       const direct = pruneModelFolder({ model, method, ratio: 0.3, thr, seed: 1, calibration: paths.calibration(1), out });
-      const viaStudy = JSON.parse(readFileSync(join(paths.pruned(1, method), "pruning.json"), "utf8")) as PruningRecord;
-      if (thr === 0.05) assert.deepEqual(viaStudy.history, direct.history, `${method}: the same channels removed`);
+      if (thr === 0.05) {
+        const viaStudy = readPruningRecord(paths.pruned(1, method))!;
+        assert.deepEqual(viaStudy.history, direct.history, `${method}: the same channels removed`);
+        assert.deepEqual(viaStudy.gradients, direct.gradients, `${method}: the same loop recorded`);
+        assert.deepEqual(viaStudy.calibration, { source: paths.calibration(1), batch: 2 });
+      }
       if (method === "diff-pruning") assert.equal(thr === 0 ? result.sweeps.thr[0]!.t_prime.values[1] : result.seeds[1]!.methods[method]!.prefinetune!.t_prime, direct.gradients!.tPrime, `T' at thr ${thr}`);
     }
     assert.ok(!existsSync(join(paths.seed(0), "gradients")), "the snapshots are removed once the seed's prunes are done");
@@ -196,7 +200,7 @@ describe("runStudy on a tiny model", () => {
     assert.deepEqual(log, [2, 4]);
 
     const html = readFileSync(paths.report, "utf8");
-    for (const id of ["prefinetune", "bands", "paired-prefinetune", "finetuned-1", "paired-finetuned-0.5", "paired-fid", "thr-sweep", "ratio-sweep", "samples-prefinetune", "samples-finetuned"])
+    for (const id of ["diff-pruning", "prefinetune", "bands", "paired-prefinetune", "finetuned-1", "paired-finetuned-0.5", "paired-fid", "thr-sweep", "ratio-sweep", "samples-prefinetune", "samples-finetuned"])
       assert.match(html, new RegExp(`<section id="${id}">`), id);
     firstStamps = stamps();
   });
