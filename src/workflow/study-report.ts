@@ -58,7 +58,7 @@ function prefinetuneSection(o: StudyOptions, r: StudyResult): ReportSection[] {
     const mid = (i: number) => (r.bands[i]![0] + r.bands[i]![1] - 1) / 2;
     const series = methods.map((m) => ({ name: m, points: r.prefinetune[m]!.band_losses.map((s, i): [number, number] => [mid(i), s.mean]) }));
     if (r.pretrained) series.unshift({ name: "pretrained", points: r.pretrained.band_losses.map((l, i): [number, number] => [mid(i), l]) });
-    sections.push({ id: "bands", heading: "Held-out loss by timestep band", html: lineChart(series, { title: "Held-out denoising loss before fine-tuning", xLabel: "timestep (band middle)", yLabel: "loss", logY: true }) });
+    sections.push({ id: "bands", heading: "Held-out loss by timestep band", html: lineChart(series, { title: "Held-out denoising loss before fine-tuning", xLabel: "timestep (band middle)", yLabel: "loss" }) });
   }
   return sections;
 }
@@ -153,14 +153,15 @@ function sweepSections(r: StudyResult): ReportSection[] {
       { title: "Before fine-tuning: SSIM by pruning ratio", xLabel: "ratio", yLabel: "SSIM" },
     );
     const ratios = [...new Set(methods.flatMap((m) => ratio[m]!.map((p) => p.ratio)))].sort((a, b) => a - b);
-    const rows = ratios.map((x) => ({
-      name: String(x),
-      cells: methods.flatMap((m) => {
+    // one row per criterion, one column per ratio: SSIM with its interval, the MACs under it
+    const rows = methods.map((m) => ({
+      name: m,
+      cells: ratios.map((x) => {
         const p = ratio[m]!.find((q) => q.ratio === x);
-        return [cell(`${m}-macs`, p?.macs, fixed(2, 1e-6)), cell(`${m}-ssim`, p?.ssim, fixed(4))];
+        return p ? cell(`ssim-${x}`, p.ssim, fixed(4)).replace(/<\/td>$/, `<br><small>${(p.macs.mean / 1e6).toFixed(2)}M MACs</small></td>`) : cell(`ssim-${x}`, null, fixed(4));
       }),
     }));
-    sections.push({ id: "ratio-sweep", heading: "Ratio sweep", html: chart + table("ratio-sweep", ["ratio", ...methods.flatMap((m) => [`${esc(m)} MACs (M)`, `${esc(m)} SSIM`])], rows) });
+    sections.push({ id: "ratio-sweep", heading: "Ratio sweep", html: chart + table("ratio-sweep", ["Method", ...ratios.map((x) => `ratio ${x}<br><small>SSIM [95% CI], MACs</small>`)], rows) });
   }
   return sections;
 }
@@ -171,7 +172,7 @@ function samplesSection(o: StudyOptions, paths: StudyPaths, r: StudyResult): Rep
   const all = o.scratch ? [...o.methods, SCRATCH] : o.methods;
   const grids = (figures: string[]) => `<div class="grids">\n${figures.filter(Boolean).join("\n")}\n</div>`;
   const sections: ReportSection[] = [];
-  const before = [figure("pretrained", join(paths.pretrained, "grid.png")), ...o.methods.map((m) => figure(m, join(paths.method(seed, m), "grid.png")))];
+  const before = [figure("pretrained", join(paths.pretrained, "grid-prefinetune.png")), ...o.methods.map((m) => figure(m, join(paths.method(seed, m), "grid.png")))];
   if (before.some(Boolean)) sections.push({ id: "samples-prefinetune", heading: `Samples before fine-tuning (seed ${seed}, same noise)`, html: grids(before) });
   const last = r.budgets[r.budgets.length - 1];
   if (last) {

@@ -352,6 +352,8 @@ function measurePretrained(o: StudyOptions, paths: StudyPaths, onStep: (done: nu
     if (!existsSync(paths.pretrainedSamples)) {
       const samples = sampleShared(o, paths, model, scheduler, o.numSamples, onStep);
       writeGrid(join(paths.pretrained, "grid.png"), samples);
+      // the grid the pruned models' (of the first consistencySamples) stand beside
+      torch.tidy(() => writeGrid(join(paths.pretrained, "grid-prefinetune.png"), samples.narrow(0, 0, Math.min(o.consistencySamples, samples.shape[0]!))));
       saveFile({ samples }, paths.pretrainedSamples);
       samples.dispose();
     }
