@@ -1,9 +1,10 @@
 // Evaluation benchmark: FID feature extraction (images/s for the shipped classifier and for
 // Inception-v3 at 299x299), the FID computation itself for 10k samples (Gaussian fit + Frechet
-// distance, at the classifier's 128 and Inception's 2048 dimensions), and UNet latency of the
-// embedded model at batch 1 and 64 against a 30%-pruned copy (magnitude criterion: the widths are
-// what matter for speed), with the MACs ratio beside the speed-ups, and the same two models
-// exported to ONNX and run in onnxruntime (CPU, as many threads as libtorch). Prints one JSON
+// distance, at the classifier's 128 and Inception's 2048 dimensions), and UNet latency at batch 1
+// and 64 of the shipped model and of google/ddpm-cifar10-32's architecture against 30%-pruned
+// copies (magnitude criterion: the widths are what matter for speed), with the MACs ratio beside
+// the speed-ups; the shipped model also exported to ONNX and run in onnxruntime (CPU, as many
+// threads as libtorch), and cast to bfloat16. Prints one JSON
 // object to stdout; progress goes to stderr. BENCH_QUICK=1 cuts the sizes (a smoke run, not a
 // measurement).
 import { existsSync, readFileSync } from "node:fs";
@@ -69,12 +70,65 @@ function fidTime(dim: number): Record<string, number> {
   return { dims: dim, fit_s: round((t1 - t0) / 1000), frechet_s: round((t2 - t1) / 1000), total_s: round((t2 - t0) / 1000) };
 }
 
-function loadEmbedded(root: string): [UNet2DModel, string] {
+interface Architecture {
+  name: string;
+  source: string;
+  load: () => UNet2DModel;
+  /** Timed runs per batch size and round (a cifar10 forward at batch 64 takes seconds). */
+  repeats: Record<number, number>;
+}
+
+/** The shipped model (trained weights), and google/ddpm-cifar10-32's architecture at random weights. */
+function architectures(root: string): Architecture[] {
   const shipped = join(root, "models/fashion-mnist");
-  torch.manualSeed(0);
-  return existsSync(shipped)
-    ? [UNet2DModel.fromPretrained(shipped), "models/fashion-mnist/ (trained weights)"]
-    : [new UNet2DModel(JSON.parse(readFileSync(join(root, "models/fashion-mnist-32.config.json"), "utf8")) as Record<string, unknown>), "models/fashion-mnist-32.config.json, random weights (seed 0)"];
+  const cifarConfig = JSON.parse(readFileSync(join(root, "test/fixtures/ddpm-cifar10-32.config.json"), "utf8")) as Record<string, unknown>;
+  const seeded = (make: () => UNet2DModel) => () => {
+    torch.manualSeed(0);
+    return torch.noGrad(make);
+  };
+  return [
+    existsSync(shipped)
+      ? { name: "shipped", source: "models/fashion-mnist/ (trained weights)", load: seeded(() => UNet2DModel.fromPretrained(shipped)), repeats: { 1: 15, 64: 5 } }
+      : {
+          name: "shipped",
+          source: "models/fashion-mnist-32.config.json, random weights (seed 0)",
+          load: seeded(() => new UNet2DModel(JSON.parse(readFileSync(join(root, "models/fashion-mnist-32.config.json"), "utf8")) as Record<string, unknown>)),
+          repeats: { 1: 15, 64: 5 },
+        },
+    { name: "ddpm_cifar10_32", source: "google/ddpm-cifar10-32 config, random weights (seed 0)", load: seeded(() => new UNet2DModel(cifarConfig)), repeats: { 1: 7, 64: 2 } },
+  ];
+}
+
+const BATCHES = [1, 64];
+const ROUNDS = QUICK ? 1 : 3;
+
+/**
+ * Median milliseconds per forward of each model at each batch size. Rounds alternate between the
+ * models (each round times every model at every batch size), so that load drifting over the
+ * run hits them alike; the median is over every timed run of every round.
+ */
+function interleavedMs(models: Record<string, UNet2DModel>, repeats: Record<number, number>): Record<string, Record<number, number>> {
+  const runs: Record<string, Record<number, number[]>> = {};
+  for (let r = 0; r < ROUNDS; r++)
+    for (const b of BATCHES)
+      for (const [name, m] of Object.entries(models)) {
+        const [l] = measureLatency(m, { batchSizes: [b], warmup: QUICK ? 1 : 2, repeats: QUICK ? 1 : repeats[b]! });
+        ((runs[name] ??= {})[b] ??= []).push(...l!.runsMs);
+      }
+  return Object.fromEntries(Object.entries(runs).map(([name, byBatch]) => [name, Object.fromEntries(Object.entries(byBatch).map(([b, ms]) => [b, median(ms)]))]));
+}
+
+/** Speed-ups of `slim` over `base` per batch, and their ratio to a MACs ratio when given. */
+function speedups(ms: Record<string, Record<number, number>>, base: string, slim: string, macsRatio: number | null, prefix = ""): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const b of BATCHES) {
+    const speedup = ms[base]![b]! / ms[slim]![b]!;
+    out[`${prefix}${base}_ms_batch${b}`] = round(ms[base]![b]!, 2);
+    out[`${prefix}${slim}_ms_batch${b}`] = round(ms[slim]![b]!, 2);
+    out[`${prefix}speedup_batch${b}`] = round(speedup, 3);
+    if (macsRatio !== null) out[`${prefix}speedup_over_macs_ratio_batch${b}`] = round(speedup / macsRatio, 3);
+  }
+  return out;
 }
 
 /** `model` exported and timed in onnxruntime: median milliseconds of one session run at a batch size (timestep 500, as measureLatency). */
@@ -97,48 +151,55 @@ async function onnxruntimeTimer(model: UNet2DModel, { warmup, repeats }: { warmu
 }
 
 /**
- * The embedded model against 30%-pruned copies: as pruned, and with widths rounded to multiples
- * of 8; each in libtorch and, exported, in onnxruntime. Runs alternate between the models per
- * batch size, so machine load hits them alike.
+ * An architecture against its 30%-pruned copy (magnitude criterion: the widths are what matter
+ * for speed), as pruned and with widths rounded to multiples of 8 (`--round-to 8`), in libtorch
+ * interleaved; the shipped model also exported to onnxruntime, and cast to bfloat16.
  */
-async function latency(root: string): Promise<Record<string, unknown>> {
-  const [model, source] = loadEmbedded(root);
+async function latency(arch: Architecture): Promise<Record<string, unknown>> {
   const macs = (m: UNet2DModel) => countOpsAndParams(m, unetForward(m)).macs;
-  const options = QUICK ? { warmup: 1, repeats: 2 } : { warmup: 3, repeats: 11 };
-  const ms = (m: UNet2DModel, b: number) => measureLatency(m, { batchSizes: [b], ...options })[0]!.medianMs;
-  const batches = [1, 64];
-  const compare = async (roundTo: number | null): Promise<Record<string, number>> => {
-    const [pruned] = loadEmbedded(root);
+  const pruned = (roundTo: number | null): UNet2DModel => {
+    const m = arch.load();
     const scheduler = new DDPMScheduler();
-    pruneUNet(pruned, { criterion: "magnitude", ratio: 0.3, scheduler, roundTo });
+    pruneUNet(m, { criterion: "magnitude", ratio: 0.3, scheduler, roundTo });
     scheduler.dispose();
-    const macsRatio = macs(model) / macs(pruned);
-    progress(`latency: ${source}, and its 30%-pruned copy${roundTo ? ` with widths rounded to ${roundTo}` : ""}`);
-    const out: Record<string, number> = { params: pruned.numParameters(), macs_ratio: round(macsRatio, 3) };
-    for (const b of batches) {
-      const original = ms(model, b);
-      const slim = ms(pruned, b);
-      out[`original_ms_batch${b}`] = round(original, 2);
-      out[`pruned_ms_batch${b}`] = round(slim, 2);
-      out[`speedup_batch${b}`] = round(original / slim, 3);
-      out[`speedup_over_macs_ratio_batch${b}`] = round(original / slim / macsRatio, 3);
-    }
-    progress("latency: the same two models exported to ONNX, in onnxruntime");
-    const onnx = { original: await onnxruntimeTimer(model, options), pruned: await onnxruntimeTimer(pruned, options) };
-    for (const b of batches) {
-      const original = await onnx.original.ms(b);
-      const slim = await onnx.pruned.ms(b);
-      out[`onnxruntime_original_ms_batch${b}`] = round(original, 2);
-      out[`onnxruntime_pruned_ms_batch${b}`] = round(slim, 2);
-      out[`onnxruntime_speedup_batch${b}`] = round(original / slim, 3);
+    return m;
+  };
+  const models = { original: arch.load(), pruned: pruned(null), pruned_round_to_8: pruned(8) };
+  const macsOf = Object.fromEntries(Object.entries(models).map(([name, m]) => [name, macs(m)]));
+  progress(`latency: ${arch.source}, its 30%-pruned copy, and that copy with widths rounded to 8 (${ROUNDS} interleaved rounds)`);
+  const ms = interleavedMs(models, arch.repeats);
+  const ratio = (name: string) => macsOf.original! / macsOf[name]!;
+  const out: Record<string, unknown> = {
+    source: arch.source,
+    macs_original: macsOf.original,
+    params_pruned: models.pruned.numParameters(),
+    macs_ratio: round(ratio("pruned"), 3),
+    ...speedups(ms, "original", "pruned", ratio("pruned")),
+    round_to_8: { params: models.pruned_round_to_8.numParameters(), macs_ratio: round(ratio("pruned_round_to_8"), 3), ...speedups(ms, "original", "pruned_round_to_8", ratio("pruned_round_to_8")) },
+  };
+  if (arch.name === "shipped") {
+    const options = QUICK ? { warmup: 1, repeats: 2 } : { warmup: 3, repeats: 11 };
+    progress("latency: the original and the pruned model exported to ONNX, in onnxruntime");
+    const onnx = { original: await onnxruntimeTimer(models.original, options), pruned: await onnxruntimeTimer(models.pruned, options) };
+    for (const b of BATCHES) {
+      const [original, slim] = [await onnx.original.ms(b), await onnx.pruned.ms(b)];
+      Object.assign(out, { [`onnxruntime_original_ms_batch${b}`]: round(original, 2), [`onnxruntime_pruned_ms_batch${b}`]: round(slim, 2), [`onnxruntime_speedup_batch${b}`]: round(original / slim, 3) });
     }
     await Promise.all([onnx.original.release(), onnx.pruned.release()]);
-    pruned.dispose();
-    return out;
-  };
-  const result = { source, ...options, ...(await compare(null)), round_to_8: await compare(8) };
-  model.dispose();
-  return result;
+    progress("latency: the original in float32 and in bfloat16 (sample/eval --dtype bf16)");
+    const bf16 = arch.load().to("bfloat16");
+    out.bfloat16 = speedups(interleavedMs({ float32: models.original, bfloat16: bf16 }, arch.repeats), "float32", "bfloat16", null);
+    bf16.dispose();
+  }
+  Object.values(models).forEach((m) => m.dispose());
+  return out;
+}
+
+/** One architecture after the other: nothing else runs while one is timed. */
+async function latencies(root: string): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const a of architectures(root)) out[a.name] = await latency(a);
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -151,8 +212,9 @@ async function main(): Promise<void> {
     num_threads: torch.getNumThreads(),
     feature_extraction: extraction(),
     fid_computation: { samples: FID_SAMPLES, classifier: fidTime(128), inception: fidTime(2048) },
-    latency: await latency(root),
-    statistic: "latency: median over timed runs after warm-up, one UNet forward under noGrad, eval mode (onnxruntime: one session run, CPU provider, libtorch's thread count)",
+    latency: await latencies(root),
+    statistic:
+      "latency: median of every timed run (after warm-up) over interleaved rounds, one UNet forward under noGrad, eval mode, batch 1 and 64 (onnxruntime: one session run, CPU provider, libtorch's thread count); speedup_over_macs_ratio = speed-up / MACs ratio (1 = the pruned model is as much faster as its MACs say)",
     live_tensors_after: torch.memory().numTensors,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
