@@ -97,14 +97,20 @@ export function evaluationSamples(
   o: { steps: number; skip: SkipType; batchSize: number; onStep?: (done: number, total: number) => void },
 ): Tensor {
   const classLabels = defaultClassLabels(m.config, noise.shape[0]!, "evaluate");
-  const raw = generateImages({ model: m, autoencoder: ae }, samplingScheduler(scheduler, "ddim"), noise, {
-    numInferenceSteps: o.steps,
-    eta: 0,
-    skip: o.skip,
-    batchSize: o.batchSize,
-    ...(classLabels ? { classLabels } : {}),
-    ...(o.onStep ? { onStep: o.onStep } : {}),
-  });
+  const sampler = samplingScheduler(scheduler, "ddim");
+  let raw: Tensor;
+  try {
+    raw = generateImages({ model: m, autoencoder: ae }, sampler, noise, {
+      numInferenceSteps: o.steps,
+      eta: 0,
+      skip: o.skip,
+      batchSize: o.batchSize,
+      ...(classLabels ? { classLabels } : {}),
+      ...(o.onStep ? { onStep: o.onStep } : {}),
+    });
+  } finally {
+    sampler.dispose(); // its schedule tensors
+  }
   const s = quantize8bit(raw);
   raw.dispose();
   return s;

@@ -135,7 +135,7 @@ export function writeRealFeatures(o: StudyOptions, paths: StudyPaths, onProgress
     images.dispose();
     const [reference, other] = [features.narrow(0, 0, n), features.narrow(0, n, n)];
     const floor = quality(other, reference, o);
-    writeFileMakingDirs(paths.realFeatures, (f) => saveFile({ reference: reference.contiguous(), other: other.contiguous() }, f));
+    torch.tidy(() => writeFileMakingDirs(paths.realFeatures, (f) => saveFile({ reference: reference.contiguous(), other: other.contiguous() }, f)));
     torch.dispose([features, reference, other]);
     return floor;
   } finally {
@@ -158,7 +158,9 @@ export function quality(features: Tensor, reference: Tensor, o: Pick<StudyOption
 export function sampleQuality(o: StudyOptions, paths: StudyPaths, model: UNet2DModel, samples: Tensor): QualityResult {
   if (!qualityApplies(model)) return { fid: null, kid: null, kid_std: null };
   const extractor = ClassifierExtractor.load();
-  const reference = loadFile(paths.realFeatures).get("reference")!;
+  const real = loadFile(paths.realFeatures);
+  const reference = real.get("reference")!;
+  real.get("other")?.dispose();
   try {
     const features = extractFeatures(samples, extractor);
     try {
