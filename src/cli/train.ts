@@ -23,6 +23,7 @@ interface TrainArgs extends OptimizationArgs {
   checkpointEvery: number;
   checkpointSeconds: number;
   sampleEvery: number;
+  snapshotEvery: number;
   resume: boolean;
   json?: boolean;
 }
@@ -57,6 +58,7 @@ export function trainAction(args: TrainArgs): void {
       checkpointEvery: args.checkpointEvery,
       checkpointSeconds: args.checkpointSeconds,
       sampleEvery: args.sampleEvery,
+      snapshotEvery: args.snapshotEvery,
     },
     onResume: (step) => main && console.error(`resuming ${args.out} at step ${step}`),
     onStep: (info, total) => {
@@ -92,6 +94,7 @@ export function registerTrain(program: Command): void {
       .option("--checkpoint-every <n>", "steps between checkpoints", positiveInt, TRAIN_DEFAULTS.checkpointEvery)
       .option("--checkpoint-seconds <s>", "also checkpoint once this many seconds of training passed since the last one (0: off)", nonNegativeNumber, TRAIN_DEFAULTS.checkpointSeconds)
       .option("--sample-every <n>", "steps between sample grids (0: off)", nonNegativeInt, 0)
+      .option("--snapshot-every <n>", "steps between model folders of the shipped (EMA) weights in snapshots/step-N, e.g. to evaluate FID over training (0: off)", nonNegativeInt, 0)
       .option("--resume", "continue the run in --out from its checkpoint", false)
       .option("--json", 'print {"out", "model", "steps", "weights"} as JSON when done');
     if (name === "train")

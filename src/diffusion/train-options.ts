@@ -28,6 +28,8 @@ export interface TrainOptions {
   sampleEvery: number;
   sampleSteps: number;
   numSamples: number;
+  /** A model folder of the shipped weights every N steps (snapshots/step-N, e.g. for an FID curve); 0 disables. */
+  snapshotEvery: number;
   logEvery: number;
 }
 
@@ -52,11 +54,12 @@ export const TRAIN_DEFAULTS: TrainOptions = {
   sampleEvery: 0,
   sampleSteps: 50,
   numSamples: 16,
+  snapshotEvery: 0,
   logEvery: 10,
 };
 
 /** Options a resumed run may change: they do not touch the optimisation (steps extends it). */
-export const RESUMABLE_CHANGES = new Set<keyof TrainOptions>(["steps", "checkpointEvery", "checkpointSeconds", "sampleEvery", "sampleSteps", "numSamples", "logEvery"]);
+export const RESUMABLE_CHANGES = new Set<keyof TrainOptions>(["steps", "checkpointEvery", "checkpointSeconds", "sampleEvery", "sampleSteps", "numSamples", "snapshotEvery", "logEvery"]);
 
 /** A checkpoint that cannot be resumed from: not one of ours, damaged, or holding NaN. */
 export class CheckpointError extends Error {

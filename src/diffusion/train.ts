@@ -33,6 +33,8 @@ export interface StepInfo {
 export interface TrainHooks {
   onStep?: (info: StepInfo) => void;
   onEvent?: (message: string) => void;
+  /** Every `snapshotEvery` steps (rank 0): write the shipped weights (finalWeights) as a model folder. */
+  onSnapshot?: (step: number) => void;
 }
 
 export const CHECKPOINT_NAME = "checkpoint.safetensors";
@@ -211,6 +213,7 @@ export class Trainer {
         const file = this.writeSampleGrid();
         hooks.onEvent?.(`samples: ${file}`);
       }
+      if (o.snapshotEvery > 0 && this.step % o.snapshotEvery === 0) hooks.onSnapshot?.(this.step);
       const timeUp = o.checkpointSeconds > 0 && this.clock() - lastSave >= o.checkpointSeconds * 1000;
       if (this.step % o.checkpointEvery === 0 || this.step === o.steps || timeUp) {
         this.saveCheckpoint();

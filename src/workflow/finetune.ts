@@ -120,12 +120,19 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
   }
   try {
     const total = trainer.options.steps;
+    // model/ at the end, and snapshots/step-N on the way: the pipeline with the shipped weights
+    const writeModel = (folder: string) => writeFolderAtomic(folder, (dir) => savePipeline(dir, pipeline, (unetDir) => withWeights(model, trainer.finalWeights(), () => model.savePretrained(unetDir))));
     trainer.run({
       ...(o.onStep ? { onStep: (info: StepInfo) => o.onStep!(info, total) } : {}),
       ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      onSnapshot: (step) => {
+        const folder = snapshotDir(o.out, step);
+        writeModel(folder);
+        o.onEvent?.(`snapshot: ${folder}`);
+      },
     });
     const modelDir = runModelDir(o.out);
-    if (writes) writeFolderAtomic(modelDir, (dir) => savePipeline(dir, pipeline, (unetDir) => withWeights(model, trainer.finalWeights(), () => model.savePretrained(unetDir))));
+    if (writes) writeModel(modelDir);
     // every rank returns once model/ is written (a rank 0 that failed there fails them too)
     if (torch.distributed.isInitialized()) torch.distributed.barrier();
     return { modelDir, steps: trainer.step, ema: trainer.options.ema };
@@ -134,6 +141,9 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
     disposeAll();
   }
 }
+
+/** Where a run keeps the model of step `step` (--snapshot-every). */
+export const snapshotDir = (out: string, step: number): string => join(out, "snapshots", `step-${String(step).padStart(7, "0")}`);
 
 interface TrainingData {
   dataset: ImageDataset;

@@ -2,14 +2,16 @@
 // reads back as the record returned, a fine-tune whose model folder loads, errors that name the
 // function's options (the CLI renders the same errors with its flags), and warnings as objects.
 import assert from "node:assert/strict";
-import { readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { OptionError } from "../../src/io/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { loadPipeline } from "../../src/diffusion/index.js";
 import { criterionNamed } from "../../src/pruning/index.js";
-import { finetune, pruneModelFolder, readPruningRecord, PRUNING_FILE } from "../../src/workflow/index.js";
+import { finetune, pruneModelFolder, readPruningRecord, PRUNING_FILE, snapshotDir } from "../../src/workflow/index.js";
+import * as torch from "../../src/torch/index.js";
+import { maxAbsDiff } from "../helpers/assert.js";
 import { flagOf, cliMessage } from "../../src/cli/args.js";
 import { fixture, scratchDir, tinyImageFolder } from "../helpers/fixtures.js";
 
@@ -83,5 +85,16 @@ describe("finetune", () => {
     const model = UNet2DModel.fromPretrained(result.modelDir);
     model.dispose();
     assert.throws(() => finetune({ model: fixture("unet-tiny"), data: `folder:${images}`, out, train: { steps: 2, batchSize: 2 } }), /already holds a training run: use resume to continue it/);
+  });
+
+  test("snapshotEvery writes the shipped weights as model folders on the way; the last one is model/", () => {
+    const out = join(scratch, "snap");
+    const result = finetune({ model: fixture("unet-tiny"), data: `folder:${images}`, out, train: { steps: 4, batchSize: 2, warmupSteps: 0, snapshotEvery: 2 } });
+    assert.deepEqual(readdirSync(join(out, "snapshots")), ["step-0000002", "step-0000004"]);
+    const weights = (dir: string) => UNet2DModel.fromPretrained(dir).stateDict();
+    const [at2, at4, last] = [weights(snapshotDir(out, 2)), weights(snapshotDir(out, 4)), weights(result.modelDir)];
+    const differ = (a: Map<string, torch.Tensor>, b: Map<string, torch.Tensor>) => [...a].some(([k, t]) => maxAbsDiff(t, b.get(k)!) > 0);
+    assert.equal(differ(at4, last), false, "the step-4 snapshot is the model shipped at step 4");
+    assert.equal(differ(at2, at4), true, "the step-2 snapshot holds step 2's weights");
   });
 });
