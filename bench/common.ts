@@ -1,6 +1,10 @@
 // Timing helpers shared by the benchmarks. The machines are noisy, so figures are medians over
 // several repeats, taken after warm-up calls (allocator, oneDNN primitive cache, JIT).
+import { spawn, spawnSync, type ChildProcessByStdio } from "node:child_process";
 import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
+import type { Readable, Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import * as torch from "../src/torch/index.js";
 import { AdamW } from "../src/nn/index.js";
 import type { UNet2DModel } from "../src/models/index.js";
@@ -65,4 +69,47 @@ export function trainingStep(model: UNet2DModel, batch: number, gradClip: number
     scheduler.dispose();
   };
   return { step, dispose };
+}
+
+// Debian's python3-torch; `python3` on PATH may be another interpreter without torch.
+export const PYTHON = "/usr/bin/python3";
+
+export const hasPythonTorch = (): boolean => spawnSync(PYTHON, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
+
+/** A Python peer script in bench/ (compiled benchmarks run from dist/bench/; the scripts stay in bench/). */
+export const peerScript = (name: string): string => fileURLToPath(new URL(`../../bench/${name}`, import.meta.url));
+
+/**
+ * A PyTorch peer (bench/engine_torch.py, bench/peer_unet.py) in --serve mode: it prints one info
+ * JSON line, then answers each "NAME ITERS" line with [seconds, page faults] per call. Our repeats
+ * and its repeats alternate, so drift on a noisy machine hits both alike.
+ */
+export class PeerProcess<Info> {
+  private constructor(
+    private readonly script: string,
+    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
+    private readonly lines: AsyncIterator<string>,
+  ) {}
+
+  static async start<Info>(script: string, args: string[]): Promise<{ peer: PeerProcess<Info>; info: Info }> {
+    const child = spawn(PYTHON, [script, ...args, "--serve"], { stdio: ["pipe", "pipe", "inherit"] });
+    const peer = new PeerProcess<Info>(script, child, createInterface({ input: child.stdout })[Symbol.asyncIterator]());
+    return { peer, info: JSON.parse(await peer.nextLine()) as Info };
+  }
+
+  private async nextLine(): Promise<string> {
+    const r = await this.lines.next();
+    if (r.done === true) throw new Error(`${this.script} exited early (status ${this.child.exitCode})`);
+    return r.value;
+  }
+
+  async time(name: string, iters: number): Promise<Sample> {
+    this.child.stdin.write(`${name} ${iters}\n`);
+    const [seconds, faults] = JSON.parse(await this.nextLine()) as [number, number];
+    return { seconds, faults };
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
 }

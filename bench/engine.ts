@@ -2,12 +2,8 @@
 // against PyTorch (bench/engine_torch.py: same libtorch, same thread count) when Debian's
 // python3-torch is importable. Our repeats and PyTorch's alternate, so drift on a noisy machine
 // hits both alike. Prints one JSON object to stdout; progress goes to stderr.
-import { spawn, spawnSync, type ChildProcessByStdio } from "node:child_process";
-import { createInterface } from "node:readline";
-import type { Readable, Writable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import * as torch from "../src/torch/index.js";
-import { median, progress, round, timeRepeat, type Sample } from "./common.js";
+import { hasPythonTorch, median, PeerProcess, peerScript, progress, round, timeRepeat, type Sample } from "./common.js";
 
 // Keep these in step with bench/engine_torch.py.
 const REPEATS = 7;
@@ -20,10 +16,7 @@ const CONV_FWD_FLOPS = 2 * CONV.n * CONV.cout * CONV.h * CONV.w * CONV.cin * CON
 const CONV_FWD_BWD_FLOPS = 3 * CONV_FWD_FLOPS;
 const MATMUL_FLOPS = 2 * MATMUL_N ** 3;
 
-// Debian's python3-torch; `python3` on PATH may be another interpreter without torch.
-const PYTHON = "/usr/bin/python3";
-// The compiled file is dist/bench/engine.js; the peer stays in bench/.
-const PEER_SCRIPT = fileURLToPath(new URL("../../bench/engine_torch.py", import.meta.url));
+const PEER_SCRIPT = peerScript("engine_torch.py");
 
 interface Bench {
   /** Its name in engine_torch.py, and the key of PyTorch's figure. */
@@ -100,41 +93,9 @@ interface PeerInfo {
   num_threads: number;
 }
 
-/** engine_torch.py in --serve mode: one "NAME ITERS" line in, one [seconds, faults] line out. */
-class Peer {
-  private constructor(
-    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
-    private readonly lines: AsyncIterator<string>,
-  ) {}
-
-  static async start(threads: number): Promise<{ peer: Peer; info: PeerInfo }> {
-    const child = spawn(PYTHON, [PEER_SCRIPT, "--threads", String(threads), "--serve"], { stdio: ["pipe", "pipe", "inherit"] });
-    const peer = new Peer(child, createInterface({ input: child.stdout })[Symbol.asyncIterator]());
-    return { peer, info: JSON.parse(await peer.nextLine()) as PeerInfo };
-  }
-
-  private async nextLine(): Promise<string> {
-    const r = await this.lines.next();
-    if (r.done === true) throw new Error(`${PEER_SCRIPT} exited early (status ${this.child.exitCode})`);
-    return r.value;
-  }
-
-  async time(name: string, iters: number): Promise<Sample> {
-    this.child.stdin.write(`${name} ${iters}\n`);
-    const [seconds, faults] = JSON.parse(await this.nextLine()) as [number, number];
-    return { seconds, faults };
-  }
-
-  close(): void {
-    this.child.stdin.end();
-  }
-}
-
-const hasPythonTorch = (): boolean => spawnSync(PYTHON, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
-
 async function main(): Promise<void> {
   const threads = torch.getNumThreads();
-  const started = hasPythonTorch() ? await Peer.start(threads) : null;
+  const started = hasPythonTorch() ? await PeerProcess.start<PeerInfo>(PEER_SCRIPT, ["--threads", String(threads)]) : null;
   const { benches, inputs } = makeBenches();
 
   const ours: Record<string, number> = {};

@@ -1,8 +1,18 @@
 #!/bin/sh
 # Set-up for diffprune on Debian: system packages, npm packages, the native addon, TypeScript.
 # Idempotent and quick when nothing is missing; README's commands run it first.
+# --bench also installs Debian's python3-torch (PyTorch on the same libtorch), the peer that
+# bench:train and bench:eval measure against in the same run; nothing else needs it.
 set -eu
 cd "$(dirname "$0")/.."
+
+bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    *) echo "setup: unknown option $arg (use --bench)" >&2; exit 2 ;;
+  esac
+done
 
 log() { echo "setup: $*" >&2; }
 
@@ -10,6 +20,7 @@ log() { echo "setup: $*" >&2; }
 # torch.distributed runs on), OpenBLAS (libtorch's matmul is ~25x slower on the reference BLAS),
 # Fashion-MNIST (the embedded dataset), and what node-gyp needs to build.
 packages="libtorch-dev libgloo-dev libopenblas0-pthread dataset-fashion-mnist g++ make python3 chromium"
+[ "$bench" -eq 1 ] && packages="$packages python3-torch"
 missing=""
 for pkg in $packages; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
