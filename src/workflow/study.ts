@@ -53,6 +53,9 @@ interface Stage {
   readsGradients?: boolean;
 }
 
+/** About the MACs of one image through the FID classifier (3x3 convs of 32, 64, 128 channels at 32, 16, 8 px; a linear layer), for the ETA. */
+const CLASSIFIER_MACS = 1e7;
+
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, "utf8")) as T;
 const GRADIENT_CRITERIA = (methods: string[]) => methods.filter((m) => criterionNamed(m).gradients !== null);
 
@@ -157,18 +160,18 @@ export function runStudy(o: StudyOptions, hooks: StudyHooks = {}): StudyResult {
   }
 
   const plan = planStudy(o, paths, { macs, T, measurable }, hooks);
-  const start = Date.now();
-  let costDone = 0;
-  // what is left is what was not done at the start, from this stage on (stages run in order)
+  // The ETA: seconds per unit of cost so far, times the cost left (what was not done at the start,
+  // from this stage on; stages run in order). Stages of no cost (bookkeeping) are not timed.
+  let [costDone, seconds] = [0, 0];
   const left = plan.map((s) => (s.done() ? 0 : s.cost));
   plan.forEach((stage, i) => {
     const skipped = stage.done();
     const remaining = left.slice(i).reduce((a, c) => a + c, 0);
-    const elapsed = (Date.now() - start) / 1000;
-    hooks.onStage?.({ index: i + 1, total: plan.length, label: stage.label, skipped, etaSeconds: costDone > 0 ? (elapsed / costDone) * remaining : null });
+    hooks.onStage?.({ index: i + 1, total: plan.length, label: stage.label, skipped, etaSeconds: costDone > 0 ? (seconds / costDone) * remaining : null });
     if (skipped) return;
+    const start = Date.now();
     stage.run();
-    costDone += stage.cost;
+    if (stage.cost > 0) [costDone, seconds] = [costDone + stage.cost, seconds + (Date.now() - start) / 1000];
   });
   return writeStudy(o, paths);
 }
@@ -201,7 +204,7 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
   const stages: Stage[] = [
     {
       label: `shared inputs: ${o.numSamples} noise samples, ${o.heldoutBatch} held-out images of ${o.heldoutData}`,
-      cost: bandCost(1),
+      cost: 0,
       done: () => existsSync(paths.noise) && existsSync(paths.heldout),
       run: () => withPipeline(o.model, (p) => writeSharedInputs(o, paths, p.model, p.scheduler)),
     },
@@ -209,7 +212,7 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
   if (facts.measurable)
     stages.push({
       label: `real images: features of 2 x ${o.numSamples} images of ${o.data}, and the real-vs-real floor`,
-      cost: 2 * o.numSamples * 1e7,
+      cost: 2 * o.numSamples * CLASSIFIER_MACS,
       done: () => existsSync(paths.floor),
       run: () => {
         const floor = writeRealFeatures(o, paths, progress("real features"));
