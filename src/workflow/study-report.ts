@@ -91,7 +91,10 @@ function pairedPrefinetuneSection(r: StudyResult): ReportSection[] {
   const p = r.paired;
   const pre = Object.entries(p?.prefinetune ?? {});
   if (!p || pre.length === 0) return [];
-  const rows = pre.map(([m, d]) => ({ name: `${p.reference} \u2212 ${m}`, cells: [cell("ssim", d.ssim, fixed(4)), `<td data-key="ahead">${ahead(d.ssim, 1)}</td>`, perImage(d.ssim_per_image)] }));
+  const rows = pre.map(([m, d]) => ({
+    name: `${p.reference} \u2212 ${m}`,
+    cells: [cell("ssim", d.ssim, fixed(4)), `<td data-key="ahead">${ahead(d.ssim, 1)}</td>`, cell("loss", d.loss, fixed(5)), perImage(d.ssim_per_image)],
+  }));
   const chart = intervalChart(
     pre.map(([m, d]) => ({ name: m, estimate: d.ssim.mean, ci: d.ssim.ci95 })),
     { title: `SSIM before fine-tuning: ${p.reference} minus each baseline`, xLabel: "paired SSIM difference (> 0: Diff-Pruning closer to the pretrained model)" },
@@ -101,8 +104,8 @@ function pairedPrefinetuneSection(r: StudyResult): ReportSection[] {
       id: "paired-prefinetune",
       heading: "Paired differences right after pruning",
       html:
-        `<p>Per seed, ${esc(p.reference)}'s SSIM minus the baseline's (same seed, same noise); the mean over seeds with its 95% bootstrap interval, and within each seed the per-image paired difference with its interval over the images.</p>` +
-        table("paired", ["Difference", "SSIM <small>[95% CI]</small>", "Seeds ahead", "Per image, within each seed"], rows) +
+        `<p>Per seed, ${esc(p.reference)}'s SSIM minus the baseline's (same seed, same noise); the mean over seeds with its 95% bootstrap interval, and within each seed the per-image paired difference with its interval over the images. The held-out loss difference (its mean over the timestep bands) is negative where ${esc(p.reference)}'s loss is lower.</p>` +
+        table("paired", ["Difference", "SSIM <small>[95% CI]</small>", "Seeds ahead", "Held-out loss <small>[95% CI]</small>", "SSIM per image, within each seed"], rows) +
         chart,
     },
   ];

@@ -30,7 +30,8 @@ export interface StudyResult {
   /** Diff-Pruning minus each baseline, per seed (same seed, same noise). */
   paired: {
     reference: string;
-    prefinetune: Record<string, { ssim: SeedSummary; ssim_per_image: PerSeedInterval[] }>;
+    /** SSIM, and the held-out loss (its mean over the bands, and per band; < 0: Diff-Pruning's is lower). */
+    prefinetune: Record<string, { ssim: SeedSummary; ssim_per_image: PerSeedInterval[]; loss: SeedSummary | null; band_losses: (SeedSummary | null)[] }>;
     finetuned: Record<string, Record<string, { ssim: SeedSummary; ssim_per_image: PerSeedInterval[]; fid: SeedSummary | null; kid: SeedSummary | null }>>;
   } | null;
   sweeps: {
@@ -67,6 +68,8 @@ function perImage(seeds: number[], a: (s: number) => number[] | null, b: (s: num
     return x && y ? [{ seed, ...perImageDifference(x, y, seed) }] : [];
   });
 }
+
+const meanOf = (xs: number[] | undefined): number | null => (xs && xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 /** The paired difference of `get` between two methods over the seeds that have both. */
 function paired(seeds: number[], get: (seed: number, method: string) => number | null | undefined, a: string, b: string): SeedSummary | null {
@@ -125,7 +128,14 @@ export function assembleStudy(o: StudyOptions, paths: StudyPaths): StudyResult {
     pairs = { reference: ref, prefinetune: {}, finetuned: {} };
     for (const m of baselines.filter((x) => x !== SCRATCH)) {
       const ssim = paired(o.seeds, (s, x) => preOf(s, x)?.ssim, ref, m);
-      if (ssim) pairs.prefinetune[m] = { ssim, ssim_per_image: perImage(o.seeds, (s) => preOf(s, ref)?.ssim_per_image ?? null, (s) => preOf(s, m)?.ssim_per_image ?? null) };
+      if (!ssim) continue;
+      const bands = preOf(o.seeds.find((s) => preOf(s, ref) && preOf(s, m))!, ref)!.band_losses.length;
+      pairs.prefinetune[m] = {
+        ssim,
+        ssim_per_image: perImage(o.seeds, (s) => preOf(s, ref)?.ssim_per_image ?? null, (s) => preOf(s, m)?.ssim_per_image ?? null),
+        loss: paired(o.seeds, (s, x) => meanOf(preOf(s, x)?.band_losses), ref, m),
+        band_losses: Array.from({ length: bands }, (_, b) => paired(o.seeds, (s, x) => preOf(s, x)?.band_losses[b], ref, m)),
+      };
     }
     for (const b of budgets) {
       const row: NonNullable<StudyResult["paired"]>["finetuned"][string] = {};

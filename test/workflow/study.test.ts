@@ -165,6 +165,9 @@ describe("runStudy on a tiny model", () => {
     const d = result.paired!.prefinetune.magnitude!;
     assert.deepEqual(d.ssim.values, perSeed("diff-pruning").map((v, i) => v - perSeed("magnitude")[i]!));
     assert.deepEqual(d.ssim_per_image.map((x) => [x.seed, x.n]), [[0, 3], [1, 3]]);
+    const meanLoss = (m: string) => result.seeds.map((s) => s.methods[m]!.prefinetune!.band_losses.reduce((a, b) => a + b, 0) / 2);
+    d.loss!.values.forEach((v, i) => close(v, meanLoss("diff-pruning")[i]! - meanLoss("magnitude")[i]!, `held-out loss difference, seed ${i}`));
+    assert.equal(d.band_losses.length, 2);
     const dp = JSON.parse(readFileSync(paths.prefinetune(0, "diff-pruning"), "utf8")) as { ssim_per_image: number[] };
     const mag = JSON.parse(readFileSync(paths.prefinetune(0, "magnitude"), "utf8")) as { ssim_per_image: number[] };
     close(d.ssim_per_image[0]!.mean, dp.ssim_per_image.reduce((s, v, i) => s + v - mag.ssim_per_image[i]!, 0) / 3, "per-image mean, seed 0");
