@@ -164,9 +164,15 @@ async function latency(arch: Architecture): Promise<Record<string, unknown>> {
     scheduler.dispose();
     return m;
   };
-  const models = { original: arch.load(), pruned: pruned(null), pruned_round_to_8: pruned(8) };
+  const models = {
+    original: arch.load(),
+    pruned: pruned(null),
+    pruned_round_to_8: pruned(8),
+    original_channels_last: arch.load().toMemoryFormat("channels_last"),
+    pruned_channels_last: pruned(null).toMemoryFormat("channels_last"),
+  };
   const macsOf = Object.fromEntries(Object.entries(models).map(([name, m]) => [name, macs(m)]));
-  progress(`latency: ${arch.source}, its 30%-pruned copy, and that copy with widths rounded to 8 (${ROUNDS} interleaved rounds)`);
+  progress(`latency: ${arch.source}, its 30%-pruned copy, that copy with widths rounded to 8, and both in channels_last (${ROUNDS} interleaved rounds)`);
   const ms = interleavedMs(models, arch.repeats);
   const ratio = (name: string) => macsOf.original! / macsOf[name]!;
   const out: Record<string, unknown> = {
@@ -176,6 +182,8 @@ async function latency(arch: Architecture): Promise<Record<string, unknown>> {
     macs_ratio: round(ratio("pruned"), 3),
     ...speedups(ms, "original", "pruned", ratio("pruned")),
     round_to_8: { params: models.pruned_round_to_8.numParameters(), macs_ratio: round(ratio("pruned_round_to_8"), 3), ...speedups(ms, "original", "pruned_round_to_8", ratio("pruned_round_to_8")) },
+    // the layout's own gain (NHWC over NCHW, same model), and pruning's payoff within NHWC
+    channels_last: { layout: speedups(ms, "original", "original_channels_last", null), pruned: speedups(ms, "original_channels_last", "pruned_channels_last", ratio("pruned")) },
   };
   if (arch.name === "shipped") {
     const options = QUICK ? { warmup: 1, repeats: 2 } : { warmup: 3, repeats: 11 };

@@ -3,7 +3,7 @@
 // embedding added inside every resnet. A class-conditional UNet adds a class embedding to the
 // time embedding (class_embed_type / num_class_embeds).
 import * as torch from "../torch/index.js";
-import type { DType, Tensor } from "../torch/index.js";
+import type { DType, MemoryFormat, Tensor } from "../torch/index.js";
 import { Attention, Conv2d, Embedding, GroupNorm, Module, ModuleList, SiLU } from "../nn/index.js";
 import { AttnDownBlock2D, AttnUpBlock2D, DownBlock2D, UNetMidBlock2D, UpBlock2D, type BlockOptions } from "./blocks.js";
 import { PRUNED_HEADS_KEY, resolveUNet2DConfig, type UNet2DConfig } from "./config.js";
@@ -119,6 +119,19 @@ export class UNet2DModel extends Module {
     writeModelFolder(dir, this.savedConfig as unknown as Record<string, unknown>, this.stateDict());
   }
 
+  #memoryFormat: MemoryFormat = "contiguous";
+
+  /** The conv weights' layout, and the activations' in forward (which returns contiguous NCHW). */
+  get memoryFormat(): MemoryFormat {
+    return this.#memoryFormat;
+  }
+
+  override toMemoryFormat(format: MemoryFormat): this {
+    super.toMemoryFormat(format);
+    this.#memoryFormat = format;
+    return this;
+  }
+
   /** The weights' dtype (diffusers' `self.dtype`): float32, or bfloat16 after `to("bfloat16")`; forward runs in it. */
   get dtype(): DType {
     return this.convIn.weight.dtype;
@@ -153,7 +166,9 @@ export class UNet2DModel extends Module {
       else if (classLabels !== undefined)
         throw new Error("UNet2DModel: class labels were given but this model is not class-conditional (its config has class_embed_type and num_class_embeds null)");
 
-      let x = inDtype(sample);
+      // after toMemoryFormat("channels_last"), the whole forward in NHWC, chosen once here
+      const channelsLast = this.#memoryFormat === "channels_last";
+      let x = inDtype(channelsLast ? sample.contiguous("channels_last") : sample);
       x = this.config.center_input_sample ? x.mul(2).sub(1) : x;
       x = this.convIn.forward(x);
       const skips: Tensor[] = [x];
@@ -164,7 +179,8 @@ export class UNet2DModel extends Module {
       }
       x = this.midBlock.forward(x, emb);
       for (const block of this.upBlocks) x = block.forward(x, skips, emb);
-      return this.convOut.forward(this.convAct.forward(this.convNormOut.forward(x)));
+      const out = this.convOut.forward(this.convAct.forward(this.convNormOut.forward(x)));
+      return channelsLast ? out.contiguous() : out;
     });
   }
 

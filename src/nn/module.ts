@@ -2,7 +2,7 @@
 // so stateDict() keys are exactly the checkpoint's keys. Parameters are kept tensors (outside
 // every tidy scope) owned by the module; replacing one (as pruning does) disposes the old one.
 import * as torch from "../torch/index.js";
-import type { Device, Tensor } from "../torch/index.js";
+import type { Device, MemoryFormat, Tensor } from "../torch/index.js";
 
 export type StateDict = Map<string, Tensor>;
 
@@ -153,6 +153,20 @@ export class Module {
         for (const [name, p] of m.#parameters) if (p) m.registerParameter(name, p.to(target).detach());
         for (const [name, b] of m.#buffers) m.registerBuffer(name, b.to(target));
       }
+    });
+    return this;
+  }
+
+  /**
+   * Lays out every 4-D parameter (conv weights) in `format`, in place, as PyTorch's
+   * `module.to(memory_format=...)`: with channels_last weights oneDNN takes and gives NHWC
+   * activations, with no reorders between layers. Parameters are replaced: an optimizer made
+   * before holds the old ones.
+   */
+  toMemoryFormat(format: MemoryFormat): this {
+    torch.noGrad(() => {
+      for (const [, m] of this.namedModules())
+        for (const [name, p] of m.#parameters) if (p && p.ndim === 4 && !p.isContiguous(format)) m.registerParameter(name, p.detach().contiguous(format));
     });
     return this;
   }
