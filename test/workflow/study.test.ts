@@ -210,6 +210,11 @@ describe("runStudy on a tiny model", () => {
     const html = readFileSync(paths.report, "utf8");
     for (const id of ["diff-pruning", "prefinetune", "bands", "paired-prefinetune", "finetuned-1", "paired-finetuned-0.5", "paired-fid", "thr-sweep", "ratio-sweep", "samples-prefinetune", "samples-finetuned"])
       assert.match(html, new RegExp(`<section id="${id}">`), id);
+    // the paired-difference plot: an estimate (a dot) and an interval (a line) per baseline, and the zero line
+    const pairedPlot = html.slice(html.indexOf('<section id="paired-prefinetune">'), html.indexOf("</section>", html.indexOf('<section id="paired-prefinetune">')));
+    assert.equal(pairedPlot.match(/<circle /g)?.length, 2);
+    assert.match(pairedPlot, />taylor<\/text>[\s\S]*>magnitude<\/text>/);
+    assert.match(pairedPlot, /stroke-dasharray="4 3"/);
     firstStamps = stamps();
   });
 
