@@ -152,8 +152,9 @@ async function onnxruntimeTimer(model: UNet2DModel, { warmup, repeats }: { warmu
 
 /**
  * An architecture against its 30%-pruned copy (magnitude criterion: the widths are what matter
- * for speed), as pruned and with widths rounded to multiples of 8 (`--round-to 8`), in libtorch
- * interleaved; the shipped model also exported to onnxruntime, and cast to bfloat16.
+ * for speed), in NCHW and in channels_last, timed in libtorch in interleaved rounds; the shipped
+ * model also with widths rounded to 8 and 16 (`--round-to`), exported to onnxruntime, and cast to
+ * bfloat16.
  */
 async function latency(arch: Architecture): Promise<Record<string, unknown>> {
   const macs = (m: UNet2DModel) => countOpsAndParams(m, unetForward(m)).macs;
@@ -164,31 +165,39 @@ async function latency(arch: Architecture): Promise<Record<string, unknown>> {
     scheduler.dispose();
     return m;
   };
-  const models = {
+  // widths rounded to oneDNN's blocks (--round-to): the trade of MACs for speed, where widths are
+  // not multiples of 16 already (ddpm-cifar10-32 at 0.3 keeps 96 and 192: no difference there)
+  const roundTos = arch.name === "shipped" ? [8, 16] : [];
+  const models: Record<string, UNet2DModel> = {
     original: arch.load(),
     pruned: pruned(null),
-    pruned_round_to_8: pruned(8),
+    ...Object.fromEntries(roundTos.map((r) => [`pruned_round_to_${r}`, pruned(r)])),
     original_channels_last: arch.load().toMemoryFormat("channels_last"),
     pruned_channels_last: pruned(null).toMemoryFormat("channels_last"),
   };
   const macsOf = Object.fromEntries(Object.entries(models).map(([name, m]) => [name, macs(m)]));
-  progress(`latency: ${arch.source}, its 30%-pruned copy, that copy with widths rounded to 8, and both in channels_last (${ROUNDS} interleaved rounds)`);
+  progress(`latency: ${arch.source}, its 30%-pruned copy${roundTos.length ? `, that copy with widths rounded to ${roundTos.join(" and ")}` : ""}, and both in channels_last (${ROUNDS} interleaved rounds)`);
   const ms = interleavedMs(models, arch.repeats);
   const ratio = (name: string) => macsOf.original! / macsOf[name]!;
   const out: Record<string, unknown> = {
     source: arch.source,
     macs_original: macsOf.original,
-    params_pruned: models.pruned.numParameters(),
+    params_pruned: models.pruned!.numParameters(),
     macs_ratio: round(ratio("pruned"), 3),
     ...speedups(ms, "original", "pruned", ratio("pruned")),
-    round_to_8: { params: models.pruned_round_to_8.numParameters(), macs_ratio: round(ratio("pruned_round_to_8"), 3), ...speedups(ms, "original", "pruned_round_to_8", ratio("pruned_round_to_8")) },
+    ...Object.fromEntries(
+      roundTos.map((r) => {
+        const name = `pruned_round_to_${r}`;
+        return [`round_to_${r}`, { params: models[name]!.numParameters(), macs_ratio: round(ratio(name), 3), ...speedups(ms, "original", name, ratio(name)) }];
+      }),
+    ),
     // the layout's own gain (NHWC over NCHW, same model), and pruning's payoff within NHWC
     channels_last: { layout: speedups(ms, "original", "original_channels_last", null), pruned: speedups(ms, "original_channels_last", "pruned_channels_last", ratio("pruned")) },
   };
   if (arch.name === "shipped") {
     const options = QUICK ? { warmup: 1, repeats: 2 } : { warmup: 3, repeats: 11 };
     progress("latency: the original and the pruned model exported to ONNX, in onnxruntime");
-    const onnx = { original: await onnxruntimeTimer(models.original, options), pruned: await onnxruntimeTimer(models.pruned, options) };
+    const onnx = { original: await onnxruntimeTimer(models.original!, options), pruned: await onnxruntimeTimer(models.pruned!, options) };
     for (const b of BATCHES) {
       const [original, slim] = [await onnx.original.ms(b), await onnx.pruned.ms(b)];
       Object.assign(out, { [`onnxruntime_original_ms_batch${b}`]: round(original, 2), [`onnxruntime_pruned_ms_batch${b}`]: round(slim, 2), [`onnxruntime_speedup_batch${b}`]: round(original / slim, 3) });
@@ -196,7 +205,7 @@ async function latency(arch: Architecture): Promise<Record<string, unknown>> {
     await Promise.all([onnx.original.release(), onnx.pruned.release()]);
     progress("latency: the original in float32 and in bfloat16 (sample/eval --dtype bf16)");
     const bf16 = arch.load().to("bfloat16");
-    out.bfloat16 = speedups(interleavedMs({ float32: models.original, bfloat16: bf16 }, arch.repeats), "float32", "bfloat16", null);
+    out.bfloat16 = speedups(interleavedMs({ float32: models.original!, bfloat16: bf16 }, arch.repeats), "float32", "bfloat16", null);
     bf16.dispose();
   }
   Object.values(models).forEach((m) => m.dispose());
