@@ -118,7 +118,7 @@ export function loadPretrainedWeights<M extends Module>(model: M, modelDir: stri
     model.loadStateDict(weights, { assign: true });
     if (shapesOf(model) !== configShapes) {
       try {
-        torch.noGrad(() => torch.tidy(checkRuns));
+        torch.noGrad(() => torch.tidy(() => void checkRuns())); // void: the output is not kept
       } catch (err) {
         throw new Error(`the checkpoint's layer shapes do not fit together (${err instanceof Error ? err.message : String(err)}); was ${modelDir} pruned and saved by a tool that changed only some layers?`);
       }

@@ -127,9 +127,7 @@ describe("runStudy on a tiny model", () => {
     const events: StageEvent[] = [];
     const live = torch.memory().numTensors;
     result = runStudy(options, { onStage: (e) => events.push(e) });
-    // Loading a pruned model folder leaves one tensor behind today (the model loader's, outside the
-    // study), and a stage loads one at most: anything more would be the study's own leak.
-    assert.ok(torch.memory().numTensors - live <= events.length, `${torch.memory().numTensors - live} tensors left by ${events.length} stages`);
+    assert.equal(torch.memory().numTensors - live, 0, "tensors left by the study");
     assert.ok(events.length > 20 && events.every((e) => !e.skipped), "every stage ran");
     assert.ok(events.slice(2).every((e) => e.etaSeconds !== null && e.etaSeconds >= 0), "an ETA once a stage of work is timed");
     const saved = JSON.parse(readFileSync(paths.study, "utf8")) as StudyResult;
