@@ -30,12 +30,13 @@ export class Progress {
     if (!final && now - this.#lastPrint < (this.#tty ? 200 : 5000)) return;
     this.#lastPrint = now;
     const elapsed = (now - this.#start) / 1000;
-    const rate = (done - this.#startCount) / Math.max(elapsed, 1e-9);
+    // no rate (nor ETA) before anything was timed: a first update made at once would read 1e9 it/s
+    const rate = elapsed > 0.05 && done > this.#startCount ? (done - this.#startCount) / elapsed : NaN;
     const eta = (this.total - done) / rate;
     const width = 24;
     const filled = Math.round((width * done) / this.total);
     const bar = "#".repeat(filled) + "-".repeat(width - filled);
-    const line = `${this.label} [${bar}] ${done}/${this.total} ${rate.toFixed(2)} ${this.unit}/s ETA ${formatTime(eta)}${extra ? "  " + extra : ""}`;
+    const line = `${this.label} [${bar}] ${done}/${this.total} ${Number.isFinite(rate) ? rate.toFixed(2) : "?"} ${this.unit}/s ETA ${formatTime(eta)}${extra ? "  " + extra : ""}`;
     if (this.#tty) process.stderr.write(`\r${line}\x1b[K${final ? "\n" : ""}`);
     else process.stderr.write(line + "\n");
   }
