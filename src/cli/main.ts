@@ -13,6 +13,7 @@ import { registerPlot } from "./plot.js";
 import { registerPrune } from "./prune.js";
 import { registerSample } from "./sample.js";
 import { registerStudy } from "./study.js";
+import { registerConvergence } from "./convergence.js";
 import { registerTrain } from "./train.js";
 import { registerTrainClassifier } from "./train-classifier.js";
 import { registerTrainAutoencoder } from "./train-autoencoder.js";
@@ -35,6 +36,7 @@ const program = new Command("diffprune")
 
 registerDemo(program);
 registerStudy(program);
+registerConvergence(program);
 registerTrain(program);
 registerSample(program);
 registerPlot(program);

@@ -10,6 +10,7 @@ export { runStudy, writeStudy, recipe, type StageEvent, type StudyHooks } from "
 export { baseTraining, budgetSteps, studyPaths, type StudyOptions } from "./study-folder.js";
 export { assembleStudy, type StudyResult } from "./study-summary.js";
 export { summarize, pairedDifference, perImageDifference, type Summary } from "./study-stats.js";
+export { convergence, convergenceChart, convergencePaths, CONVERGED_BELOW, lastQuarter, runSnapshots, type ConvergenceOptions, type ConvergencePoint, type ConvergenceResult } from "./convergence.js";
 export { latentDataset, latentCachePath, encoderHash, LatentDataset, LatentTrainer, type LatentDataOptions } from "./latent-data.js";
 export {
   trainAutoencoder,

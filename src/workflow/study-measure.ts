@@ -118,12 +118,15 @@ export function writeGrid(file: string, samples: Tensor): void {
 /** The shipped classifier reads 1x32x32 images; FID and KID are measured only for such models. */
 export const qualityApplies = (model: UNet2DModel): boolean => model.config.in_channels === 1 && model.config.sample_size === 32;
 
+/** What the real reference and the floor depend on (the study's options, or the convergence curve's). */
+export type RealOptions = Pick<StudyOptions, "data" | "numSamples" | "noiseSeed" | "kidSubsets" | "kidSubsetSize">;
+
 /**
  * Classifier features of 2 x numSamples real images of `data` in a seeded order: the first half
  * is the reference every model is compared with, the second the floor's other real subset.
  * Returns the floor (FID and KID between the halves), which a perfect model would score.
  */
-export function writeRealFeatures(o: StudyOptions, paths: StudyPaths, onProgress?: (done: number, total: number) => void): QualityResult {
+export function writeRealFeatures(o: RealOptions, file: string, onProgress?: (done: number, total: number) => void): QualityResult {
   const dataset = openDataset(o.data, { sampleSize: 32, channels: 1 });
   const n = o.numSamples;
   if (2 * n > dataset.length)
@@ -135,7 +138,7 @@ export function writeRealFeatures(o: StudyOptions, paths: StudyPaths, onProgress
     images.dispose();
     const [reference, other] = [features.narrow(0, 0, n), features.narrow(0, n, n)];
     const floor = quality(other, reference, o);
-    torch.tidy(() => writeFileMakingDirs(paths.realFeatures, (f) => saveFile({ reference: reference.contiguous(), other: other.contiguous() }, f)));
+    torch.tidy(() => writeFileMakingDirs(file, (f) => saveFile({ reference: reference.contiguous(), other: other.contiguous() }, f)));
     torch.dispose([features, reference, other]);
     return floor;
   } finally {
@@ -155,10 +158,10 @@ export function quality(features: Tensor, reference: Tensor, o: Pick<StudyOption
 }
 
 /** FID and KID of samples against the real reference subset (nulls when the classifier cannot read them). */
-export function sampleQuality(o: StudyOptions, paths: StudyPaths, model: UNet2DModel, samples: Tensor): QualityResult {
+export function sampleQuality(o: RealOptions, realFeatures: string, model: UNet2DModel, samples: Tensor): QualityResult {
   if (!qualityApplies(model)) return { fid: null, kid: null, kid_std: null };
   const extractor = ClassifierExtractor.load();
-  const real = loadFile(paths.realFeatures);
+  const real = loadFile(realFeatures);
   const reference = real.get("reference")!;
   real.get("other")?.dispose();
   try {

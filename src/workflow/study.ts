@@ -215,7 +215,7 @@ function planStudy(o: StudyOptions, paths: StudyPaths, facts: ModelFacts, hooks:
       cost: 2 * o.numSamples * CLASSIFIER_MACS,
       done: () => existsSync(paths.floor),
       run: () => {
-        const floor = writeRealFeatures(o, paths, progress("real features"));
+        const floor = writeRealFeatures(o, paths.realFeatures, progress("real features"));
         writeJsonAtomic(paths.floor, { ...floor, num_samples: o.numSamples, extractor: "fmnist-classifier" } satisfies FloorResult);
       },
     });
@@ -368,7 +368,7 @@ function measurePretrained(o: StudyOptions, paths: StudyPaths, onStep: (done: nu
         macs: countOpsAndParams(model, unetForward(model)).macs,
         band_edges: bandEdges(scheduler.numTrainTimesteps, o.bands),
         band_losses: bandLosses(model, scheduler, heldout),
-        ...sampleQuality(o, paths, model, samples),
+        ...sampleQuality(o, paths.realFeatures, model, samples),
       };
       writeJsonAtomic(paths.pretrainedMetrics, result);
     } finally {
@@ -463,7 +463,7 @@ function measureFinetuned(o: StudyOptions, paths: StudyPaths, seed: number, meth
         macs: record.macs.after,
         ssim: c.ssim,
         ssim_per_image: c.perImage,
-        ...sampleQuality(o, paths, model, samples),
+        ...sampleQuality(o, paths.realFeatures, model, samples),
       };
       writeJsonAtomic(join(dir, "metrics.json"), result);
     } finally {
