@@ -62,6 +62,10 @@ export const SKIP_HELP =
   "timestep_spacing; config = the model folder's timestep_spacing; ddim-quad = the DDIM codebase's " +
   "int(linspace(0, sqrt(0.8T), n)^2), each step to the next entry";
 
+/** KID's subset options (study, convergence). */
+export const addKidOptions = (cmd: Command): Command =>
+  cmd.option("--kid-subsets <n>", "KID's subsets", positiveInt, 100).option("--kid-subset-size <n>", "KID's subset size (at most the samples)", positiveInt, 1000);
+
 /** --dtype of sample and eval: the precision the UNet runs in. */
 export type InferenceDType = "float32" | "bf16";
 export const DTYPE_HELP = "the UNet's precision: float32, or bf16 (bfloat16 weights and activations through oneDNN; the scheduler's arithmetic and the autoencoder stay float32)";

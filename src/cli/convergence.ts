@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { SKIP_TYPES, type SkipType } from "../diffusion/index.js";
 import { CONVERGED_BELOW, convergence, convergencePaths, type ConvergenceOptions, type ConvergenceResult } from "../workflow/index.js";
-import { nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
+import { addKidOptions, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 
 const fmt = (x: number | null, digits = 2) => (x === null ? "-" : x.toFixed(digits));
@@ -20,18 +20,18 @@ export function formatConvergence(r: ConvergenceResult): string {
 }
 
 export function registerConvergence(program: Command): void {
-  program
-    .command("convergence")
-    .description("FID/KID of every snapshot of a training run (train --snapshot-every) beside the real-vs-real floor: has it converged?")
-    .requiredOption("--run <dir>", "the training run folder (with snapshots/step-N)")
-    .option("--data <spec>", "the real images (the reference subset and the floor's other subset)", "fashion-mnist")
-    .option("--num <n>", "samples per snapshot, and real images per subset", positiveInt, 2000)
-    .option("--steps <n>", "DDIM steps (eta 0)", positiveInt, 100)
-    .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
-    .option("--seed <n>", "seed of the sampling noise and of the real subsets' order", nonNegativeInt, 0)
-    .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
-    .option("--kid-subsets <n>", "KID's subsets", positiveInt, 100)
-    .option("--kid-subset-size <n>", "KID's subset size", positiveInt, 1000)
+  addKidOptions(
+    program
+      .command("convergence")
+      .description("FID/KID of every snapshot of a training run (train --snapshot-every) beside the real-vs-real floor: has it converged?")
+      .requiredOption("--run <dir>", "the training run folder (with snapshots/step-N)")
+      .option("--data <spec>", "the real images (the reference subset and the floor's other subset)", "fashion-mnist")
+      .option("--num <n>", "samples per snapshot, and real images per subset", positiveInt, 2000)
+      .option("--steps <n>", "DDIM steps (eta 0)", positiveInt, 100)
+      .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
+      .option("--seed <n>", "seed of the sampling noise and of the real subsets' order", nonNegativeInt, 0)
+      .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
+  )
     .option("--json", "print the result as JSON")
     .action((args: { run: string; data: string; num: number; steps: number; skip: SkipType; seed: number; batchSize: number; kidSubsets: number; kidSubsetSize: number; json?: boolean }) => {
       const options: ConvergenceOptions = {

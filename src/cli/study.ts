@@ -5,7 +5,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { OptionError } from "../io/index.js";
 import { SKIP_TYPES, type SkipType } from "../diffusion/index.js";
 import { baseTraining, runStudy, type StudyOptions, type StudyResult } from "../workflow/index.js";
-import { fraction, learningRate, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
+import { addKidOptions, fraction, learningRate, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { EMBEDDED_MODEL } from "./demo.js";
 import { formatTime, Progress } from "./progress.js";
 
@@ -99,34 +99,34 @@ export function formatStudy(r: StudyResult): string {
 }
 
 export function registerStudy(program: Command): void {
-  program
-    .command("study")
-    .description("the Diff-Pruning study: every criterion over seeds, before fine-tuning (SSIM, held-out loss, thr and ratio sweeps) and after fine-tuning budgets (FID, KID, SSIM), with paired differences; study.json, report.html")
-    .option("--model <dir>", "the pretrained model folder (default: the shipped model)")
-    .option("--data <spec>", "training data: calibration, fine-tuning, the real images of FID and KID", "fashion-mnist")
-    .option("--heldout-data <spec>", "held-out images for the denoising loss (default: fashion-mnist:test for fashion-mnist, else --data)")
-    .option("--out <dir>", "the run folder (an interrupted study continues there)", join("runs", "study"))
-    .option("--seeds <list>", "seeds of the calibration draw, pruning and fine-tuning", DEFAULTS.seeds)
-    .option("--methods <list>", "criteria compared", DEFAULTS.methods)
-    .option("--no-scratch", "leave out the pruned architecture trained from scratch for each budget")
-    .option("--ratio <r>", "pruning ratio per group", fraction(), 0.3)
-    .option("--thr <x>", "Diff-Pruning's loss threshold", fraction(), 0.05)
-    .option("--calib-batch <n>", "calibration images for the gradient criteria", positiveInt, 128)
-    .option("--thr-sweep <list>", "Diff-Pruning's thresholds swept before fine-tuning (empty: none)", DEFAULTS.thrSweep)
-    .option("--ratio-sweep <list>", "ratios swept for each criterion before fine-tuning (empty: none)", DEFAULTS.ratioSweep)
-    .option("--budgets <list>", "fine-tuning budgets, fractions of the base model's training steps (empty: no fine-tuning)", DEFAULTS.budgets)
-    .option("--base-steps <n>", "the base model's training steps (default: the last step of its run log)", positiveInt)
-    .option("--batch-size <n>", "fine-tuning batch (default: the base run's, else 64)", positiveInt)
-    .option("--lr <x>", "fine-tuning learning rate, constant (ddpm_train.py's 2e-4)", learningRate(), 2e-4)
-    .option("--num-samples <n>", "samples per model for FID, KID and SSIM after fine-tuning", positiveInt, 2000)
-    .option("--consistency-samples <n>", "samples per model for SSIM before fine-tuning and in the sweeps (the first of the same noise)", positiveInt, 256)
-    .option("--sampling-steps <n>", "DDIM steps", positiveInt, 100)
-    .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
-    .option("--heldout-batch <n>", "held-out images of the denoising loss", positiveInt, 256)
-    .option("--bands <n>", "timestep bands of the held-out loss", positiveInt, 10)
-    .option("--kid-subsets <n>", "KID's subsets", positiveInt, 100)
-    .option("--kid-subset-size <n>", "KID's subset size (at most the samples)", positiveInt, 1000)
-    .option("--noise-seed <n>", "seed of the sampling noise, the held-out batch and the real subsets (shared by all seeds)", nonNegativeInt, 0)
+  addKidOptions(
+    program
+      .command("study")
+      .description("the Diff-Pruning study: every criterion over seeds, before fine-tuning (SSIM, held-out loss, thr and ratio sweeps) and after fine-tuning budgets (FID, KID, SSIM), with paired differences; study.json, report.html")
+      .option("--model <dir>", "the pretrained model folder (default: the shipped model)")
+      .option("--data <spec>", "training data: calibration, fine-tuning, the real images of FID and KID", "fashion-mnist")
+      .option("--heldout-data <spec>", "held-out images for the denoising loss (default: fashion-mnist:test for fashion-mnist, else --data)")
+      .option("--out <dir>", "the run folder (an interrupted study continues there)", join("runs", "study"))
+      .option("--seeds <list>", "seeds of the calibration draw, pruning and fine-tuning", DEFAULTS.seeds)
+      .option("--methods <list>", "criteria compared", DEFAULTS.methods)
+      .option("--no-scratch", "leave out the pruned architecture trained from scratch for each budget")
+      .option("--ratio <r>", "pruning ratio per group", fraction(), 0.3)
+      .option("--thr <x>", "Diff-Pruning's loss threshold", fraction(), 0.05)
+      .option("--calib-batch <n>", "calibration images for the gradient criteria", positiveInt, 128)
+      .option("--thr-sweep <list>", "Diff-Pruning's thresholds swept before fine-tuning (empty: none)", DEFAULTS.thrSweep)
+      .option("--ratio-sweep <list>", "ratios swept for each criterion before fine-tuning (empty: none)", DEFAULTS.ratioSweep)
+      .option("--budgets <list>", "fine-tuning budgets, fractions of the base model's training steps (empty: no fine-tuning)", DEFAULTS.budgets)
+      .option("--base-steps <n>", "the base model's training steps (default: the last step of its run log)", positiveInt)
+      .option("--batch-size <n>", "fine-tuning batch (default: the base run's, else 64)", positiveInt)
+      .option("--lr <x>", "fine-tuning learning rate, constant (ddpm_train.py's 2e-4)", learningRate(), 2e-4)
+      .option("--num-samples <n>", "samples per model for FID, KID and SSIM after fine-tuning", positiveInt, 2000)
+      .option("--consistency-samples <n>", "samples per model for SSIM before fine-tuning and in the sweeps (the first of the same noise)", positiveInt, 256)
+      .option("--sampling-steps <n>", "DDIM steps", positiveInt, 100)
+      .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
+      .option("--heldout-batch <n>", "held-out images of the denoising loss", positiveInt, 256)
+      .option("--bands <n>", "timestep bands of the held-out loss", positiveInt, 10)
+      .option("--noise-seed <n>", "seed of the sampling noise, the held-out batch and the real subsets (shared by all seeds)", nonNegativeInt, 0)
+  )
     .option("--json", "print study.json when done; the stages go to stderr")
     .action((args: StudyArgs) => {
       const start = Date.now();
