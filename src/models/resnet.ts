@@ -41,15 +41,22 @@ export class ResnetBlock2D extends Module {
   }
 
   forward(x: Tensor, temb: Tensor | null = null): Tensor {
-    let h = this.conv1.forward(this.act.forward(this.norm1.forward(x)));
+    // a scope per block: its intermediates are freed when it returns, so the next block reuses
+    // memory that is still in cache (one scope for the whole forward kept them all alive)
+    return torch.tidy(() => this.#forward(x, temb));
+  }
+
+  #forward(x: Tensor, temb: Tensor | null): Tensor {
+    const act = (t: Tensor) => this.act.forward(t);
+    let h = torch.sequential(x, (t) => this.norm1.forward(t), act, (t) => this.conv1.forward(t));
     if (this.timeEmbProj) {
       if (!temb) throw new Error("ResnetBlock2D: this block has a time_emb_proj, so it needs a time embedding");
       const t = this.timeEmbProj.forward(this.act.forward(temb));
-      h = h.add(t.unsqueeze(-1).unsqueeze(-1));
+      h = torch.sequential(h, (v) => v.add(t.unsqueeze(-1).unsqueeze(-1)));
     } else if (temb) {
       throw new Error("ResnetBlock2D: this block was built without a time embedding (temb_channels null) but was given one");
     }
-    h = this.conv2.forward(this.dropout.forward(this.act.forward(this.norm2.forward(h))));
+    h = torch.sequential(h, (t) => this.norm2.forward(t), act, (t) => this.dropout.forward(t), (t) => this.conv2.forward(t));
     const shortcut = this.convShortcut ? this.convShortcut.forward(x) : x;
     const out = shortcut.add(h);
     return this.outputScaleFactor === 1 ? out : out.div(this.outputScaleFactor);

@@ -77,7 +77,8 @@ export class Attention extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return torch.isObserving() ? this.#tokensForward(x) : this.#channelsForward(x);
+    // its own scope: the scores and projections are freed when the block returns
+    return torch.tidy(() => (torch.isObserving() ? this.#tokensForward(x) : this.#channelsForward(x)));
   }
 
   /**

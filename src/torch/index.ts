@@ -2,7 +2,7 @@
 // TensorFlow.js's explicit memory management.
 export { Tensor, type Dims, type MemoryFormat } from "./tensor.js";
 export type { AnyTypedArray, Device, DType, LoadDType } from "./dtype.js";
-export { tidy, keep, dispose, memory } from "./scope.js";
+export { tidy, keep, dispose, memory, sequential } from "./scope.js";
 export * from "./creation.js";
 export * from "./functional.js";
 export * from "./autograd.js";

@@ -76,6 +76,21 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/**
+ * `layers` applied in turn to `x`, each intermediate result freed as soon as the next layer has
+ * used it (`x` itself stays): at a large batch the next op then reuses memory still in cache.
+ * Autograd keeps what backward needs, so this is safe in training too.
+ */
+export function sequential(x: Tensor, ...layers: ((t: Tensor) => Tensor)[]): Tensor {
+  let current = x;
+  for (const layer of layers) {
+    const next = layer(current);
+    if (current !== x && next !== current && !current.kept) current.dispose();
+    current = next;
+  }
+  return current;
+}
+
 /** Disposes tensors, arrays of tensors, or objects holding them. */
 export function dispose(value: unknown): void {
   const all = new Set<Tensor>();

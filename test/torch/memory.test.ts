@@ -112,4 +112,31 @@ describe("a long training loop", () => {
     assert.ok(last < first, `loss ${first} -> ${last}`);
     torch.dispose([params, m, v, x, target]);
   });
+
+  test("sequential frees each intermediate once the next layer has used it, keeps the input, and backward still works", () => {
+    torch.tidy(() => {
+      const x = torch.tensor([1, -2, 3]).requiresGrad_(true);
+      const live = torch.memory().numTensors;
+      const seen: Tensor[] = [];
+      const y = torch.sequential(
+        x,
+        (t) => (seen.push(t), t.mul(2)),
+        (t) => (seen.push(t), t), // an identity layer hands its input on: not freed
+        (t) => (seen.push(t), t.silu()),
+        (t) => (seen.push(t), t.sum()),
+      );
+      assert.equal(seen[0], x);
+      assert.equal(x.isDisposed, false);
+      assert.ok(seen.slice(1).every((t) => t.isDisposed), "every intermediate is freed");
+      assert.equal(torch.memory().numTensors - live, 1, "only the result is left");
+      y.backward();
+      // d/dx sum(silu(2x)) = 2 silu'(2x)
+      const expected = [1, -2, 3].map((v) => {
+        const s = 1 / (1 + Math.exp(-2 * v));
+        return 2 * (s + 2 * v * s * (1 - s));
+      });
+      x.grad!.toArray().forEach((g, i) => assert.ok(Math.abs(g - expected[i]!) < 1e-5, `${g} vs ${expected[i]}`));
+    });
+  });
 });
+
