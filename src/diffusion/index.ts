@@ -5,7 +5,7 @@ export * from "./class-labels.js";
 export { generate, generateAsync, samplingScheduler, type AsyncDenoiser, type GenerateOptions, type SchedulerName } from "./sample.js";
 export { Trainer, TrainingDivergedError, TRAIN_DEFAULTS, CHECKPOINT_NAME, learningRate, stepSeed, withWeights, checkpointState, type TrainOptions, type StepInfo, type TrainHooks } from "./train.js";
 export { CheckpointError } from "./train-options.js";
-export { RunLogError, LOG_NAME, readLossCurve } from "./run-log.js";
+export { RunLogError, LOG_NAME, readLossCurve, stepName } from "./run-log.js";
 export {
   loadPipeline,
   loadAutoencoderFolder,

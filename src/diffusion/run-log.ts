@@ -7,6 +7,9 @@ import { writeFileAtomic } from "../io/index.js";
 
 export const LOG_NAME = "log.jsonl";
 
+/** The name of a run's file or folder of step `step` (samples/step-0000500.png, snapshots/step-0001000). */
+export const stepName = (step: number): string => `step-${String(step).padStart(7, "0")}`;
+
 export interface LogEntry {
   step: number;
   /** The mean loss since the previous entry; null when it was not finite. */

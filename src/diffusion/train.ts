@@ -18,7 +18,7 @@ import { checkClassLabels, ClassLabelError, classLabelTensor, conditioningName, 
 import { denoisingLoss } from "./loss.js";
 import { generate } from "./sample.js";
 import { DDIMScheduler, type Scheduler } from "./schedulers/index.js";
-import { appendLogEntry, LOG_NAME, readRunLog, trimRunLog } from "./run-log.js";
+import { appendLogEntry, LOG_NAME, readRunLog, stepName, trimRunLog } from "./run-log.js";
 import { CheckpointError, checkpointState, RESUMABLE_CHANGES, TRAIN_DEFAULTS, type TrainerState, type TrainOptions } from "./train-options.js";
 
 export { CheckpointError, checkpointState, TRAIN_DEFAULTS, type TrainerState, type TrainOptions };
@@ -237,7 +237,7 @@ export class Trainer {
     const samples = withWeights(this.model, this.finalWeights(), () =>
       generate(this.model, scheduler, this.#sampleNoise, { numInferenceSteps: this.options.sampleSteps, ...labels }),
     );
-    const file = join(this.outDir, "samples", `step-${String(this.step).padStart(7, "0")}.png`);
+    const file = join(this.outDir, "samples", `${stepName(this.step)}.png`);
     writePng(file, makeGrid(samples));
     samples.dispose();
     scheduler.dispose();

@@ -157,9 +157,7 @@ export class UNet2DModel extends Module {
   forward(sample: Tensor, timestep: Tensor | number, classLabels?: Tensor | number): Tensor {
     return torch.tidy(() => {
       const batch = sample.shape[0]!;
-      const dtype = this.dtype;
-      // as diffusers' t_emb.to(self.dtype): the sinusoids are float32, the weights may be bfloat16
-      const inDtype = (x: Tensor) => (x.dtype === dtype ? x : x.to(dtype));
+      const inDtype = (x: Tensor) => this.#inDtype(x);
       const t = perSample(timestep, batch, sample, "timestep");
       let emb = this.timeEmbedding.forward(inDtype(this.timeProj.forward(t)));
       if (this.classEmbedding !== null) emb = emb.add(inDtype(this.#classEmbedding(classLabels, batch, sample)));
@@ -201,8 +199,13 @@ export class UNet2DModel extends Module {
       if (l.dtype !== "int64" && l.dtype !== "int32") throw new Error(`UNet2DModel: class labels must be integers (an int64 tensor), got ${l.dtype}`);
       return e.forward(l);
     }
-    const projected = this.timeProj.forward(perSample(labels, batch, sample, "class labels"));
-    return e!.forward(projected.dtype === this.dtype ? projected : projected.to(this.dtype));
+    return e!.forward(this.#inDtype(this.timeProj.forward(perSample(labels, batch, sample, "class labels"))));
+  }
+
+  /** `x` in the weights' dtype, as diffusers' t_emb.to(self.dtype): sinusoids and inputs are float32, the weights may be bfloat16. */
+  #inDtype(x: Tensor): Tensor {
+    const dtype = this.dtype;
+    return x.dtype === dtype ? x : x.to(dtype);
   }
 }
 

@@ -88,9 +88,8 @@ export class Attention extends Module {
    */
   #project(x: Tensor, layer: Linear): Tensor {
     const [b, , h, w] = x.shape as [number, number, number, number];
-    const y = torch.conv1x1(x, layer.weight, layer.bias);
-    // heads then head dim, as diffusers splits the projection's features
-    return this.heads === 1 ? y.reshape(b, -1, h * w) : y.reshape(b, this.heads, -1, h * w).reshape(b * this.heads, -1, h * w);
+    // [B, heads*d, HW] viewed as [B*heads, d, HW]: heads then head dim, as diffusers splits the features
+    return torch.conv1x1(x, layer.weight, layer.bias).reshape(b * this.heads, -1, h * w);
   }
 
   /** The same arithmetic channels-first: what runs when nothing is traced. */

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/index.js";
-import { disposePipeline, loadPipeline, type SkipType } from "../diffusion/index.js";
+import { disposePipeline, loadPipeline, stepName, type SkipType } from "../diffusion/index.js";
 import { evaluationSamples } from "../metrics/index.js";
 import { lineChart } from "../report/index.js";
 import { qualityApplies, sampleQuality, writeRealFeatures, type RealOptions } from "./study-measure.js";
@@ -52,7 +52,7 @@ export const convergencePaths = (run: string) => ({
   dir: join(run, "convergence"),
   realFeatures: join(run, "convergence", "real-features.safetensors"),
   floor: join(run, "convergence", "floor.json"),
-  point: (step: number) => join(run, "convergence", `step-${String(step).padStart(7, "0")}.json`),
+  point: (step: number) => join(run, "convergence", `${stepName(step)}.json`),
   result: join(run, "convergence.json"),
   chart: join(run, "convergence.svg"),
 });

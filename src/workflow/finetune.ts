@@ -17,6 +17,7 @@ import {
   imageShape,
   loadPipeline,
   savePipeline,
+  stepName,
   Trainer,
   withWeights,
   type ModelSource,
@@ -143,7 +144,7 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
 }
 
 /** Where a run keeps the model of step `step` (--snapshot-every). */
-export const snapshotDir = (out: string, step: number): string => join(out, "snapshots", `step-${String(step).padStart(7, "0")}`);
+export const snapshotDir = (out: string, step: number): string => join(out, "snapshots", stepName(step));
 
 interface TrainingData {
   dataset: ImageDataset;

@@ -17,6 +17,7 @@ import {
   generateImages,
   isClassConditional,
   Trainer,
+  stepName,
   withWeights,
   type Autoencoder,
   type Scheduler,
@@ -182,7 +183,7 @@ export class LatentTrainer extends Trainer {
     const scheduler = new DDIMScheduler({ ...this.scheduler.config });
     const options = { numInferenceSteps: this.options.sampleSteps, ...(this.#labels ? { classLabels: this.#labels } : {}) };
     const images = withWeights(this.model, this.finalWeights(), () => generateImages({ model: this.model, autoencoder: this.autoencoder }, scheduler, this.#noise, options));
-    const file = join(this.outDir, "samples", `step-${String(this.step).padStart(7, "0")}.png`);
+    const file = join(this.outDir, "samples", `${stepName(this.step)}.png`);
     writePng(file, makeGrid(images));
     images.dispose();
     scheduler.dispose();

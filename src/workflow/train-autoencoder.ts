@@ -19,7 +19,7 @@ import { checkOutputs, makeDirs, writeFileMakingDirs, writeFolderAtomic } from "
 import { DataLoader, datasetPath, openDataset, type ImageDataset } from "../data/index.js";
 import { AutoencoderKL, resolveAutoencoderKLConfig, resolveVQModelConfig, VQModel } from "../models/index.js";
 import { writeModelFolder } from "../models/checkpoint.js";
-import { learningRate, loadAutoencoderFolder, LOG_NAME, stepSeed, type Autoencoder } from "../diffusion/index.js";
+import { learningRate, loadAutoencoderFolder, LOG_NAME, stepName, stepSeed, type Autoencoder } from "../diffusion/index.js";
 import { appendLogEntry, trimRunLog } from "../diffusion/run-log.js";
 import { ssim } from "../metrics/index.js";
 
@@ -274,7 +274,7 @@ export function trainAutoencoder(o: TrainAutoencoderOptions): TrainAutoencoderRe
         window = [];
       }
       if (options.sampleEvery > 0 && (step % options.sampleEvery === 0 || step === options.steps)) {
-        const file = join(o.out, "samples", `step-${String(step).padStart(7, "0")}.png`);
+        const file = join(o.out, "samples", `${stepName(step)}.png`);
         writeReconstructionGrid(ae, evalSet, preview, file);
         o.onEvent?.(`reconstructions: ${file}`);
       }
