@@ -169,6 +169,8 @@ export class UNet2DModel extends Module {
       let x = inDtype(channelsLast ? sample.contiguous("channels_last") : sample);
       x = this.config.center_input_sample ? x.mul(2).sub(1) : x;
       x = this.convIn.forward(x);
+      // an input of one channel is NCHW and NHWC at once, and oneDNN then answers in NCHW
+      if (channelsLast) x = x.contiguous("channels_last");
       const skips: Tensor[] = [x];
       for (const block of this.downBlocks) {
         const [out, states] = block.forward(x, emb);

@@ -6,6 +6,7 @@ import { describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { UNet2DModel } from "../../src/models/index.js";
 import { loadFile } from "../../src/io/index.js";
+import { native } from "../../src/torch/native.js";
 import { fixture } from "../helpers/fixtures.js";
 import { maxAbsDiff } from "../helpers/assert.js";
 
@@ -36,6 +37,29 @@ describe("UNet2DModel.toMemoryFormat", () => {
       const a = torch.noGrad(() => nchw.forward(x, 10));
       const b = torch.noGrad(() => nhwc.forward(x, 10));
       assert.ok(maxAbsDiff(a, b) <= 1e-5, `differs by ${maxAbsDiff(a, b)}`);
+      // the convs after conv_in take NHWC activations (conv_in's one-channel input is both layouts,
+      // and oneDNN answered it in NCHW until the forward converted it). Not all yet: 8 of these 24
+      // get NCHW back from an op on the way (a known gap, see the issue note). Watched on the
+      // native call itself: observeOps would switch attention to its traced token path.
+      const layouts = (m: UNet2DModel) => {
+        const seen: boolean[] = [];
+        const table = native as unknown as Record<string, (...a: unknown[]) => unknown>;
+        const conv2d = table.conv2d!;
+        table.conv2d = (...args: unknown[]) => {
+          const input = args[0] as number;
+          if (native.shape(input)[1]! > 1) seen.push(native.isContiguous(input, "channels_last") && !native.isContiguous(input));
+          return conv2d(...args);
+        };
+        try {
+          torch.noGrad(() => m.forward(x, 10));
+        } finally {
+          table.conv2d = conv2d;
+        }
+        return seen;
+      };
+      const nhwcSeen = layouts(nhwc);
+      assert.ok(nhwcSeen.length === 24 && nhwcSeen.filter(Boolean).length >= 16, JSON.stringify(nhwcSeen));
+      assert.ok(!layouts(nchw).some(Boolean));
     });
     nchw.dispose();
     nhwc.dispose();
