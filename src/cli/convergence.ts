@@ -31,9 +31,10 @@ export function registerConvergence(program: Command): void {
       .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")
       .option("--seed <n>", "seed of the sampling noise and of the real subsets' order", nonNegativeInt, 0)
       .option("--batch-size <n>", "images denoised at once", positiveInt, 64)
+      .option("--every <steps>", "score only the snapshots at multiples of this many steps, and the last (scores made before are kept)", positiveInt)
   )
     .option("--json", "print the result as JSON")
-    .action((args: { run: string; data: string; num: number; steps: number; skip: SkipType; seed: number; batchSize: number; kidSubsets: number; kidSubsetSize: number; json?: boolean }) => {
+    .action((args: { run: string; data: string; num: number; steps: number; skip: SkipType; seed: number; batchSize: number; every?: number; kidSubsets: number; kidSubsetSize: number; json?: boolean }) => {
       const options: ConvergenceOptions = {
         run: args.run,
         data: args.data,
@@ -44,6 +45,7 @@ export function registerConvergence(program: Command): void {
         steps: args.steps,
         skip: args.skip,
         batchSize: args.batchSize,
+        ...(args.every ? { every: args.every } : {}),
       };
       // one bar per stage of work, a new one when a stage starts over (the next snapshot's samples)
       let bar: { label: string; progress: Progress; done: number } | null = null;

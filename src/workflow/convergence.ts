@@ -20,6 +20,8 @@ export interface ConvergenceOptions extends RealOptions {
   steps: number;
   skip: SkipType;
   batchSize: number;
+  /** Score only the snapshots at multiples of this many steps, and the last one (default: all). */
+  every?: number;
 }
 
 export interface ConvergencePoint extends QualityResult {
@@ -57,8 +59,8 @@ export const convergencePaths = (run: string) => ({
   chart: join(run, "convergence.svg"),
 });
 
-/** The run's snapshots, by step. */
-export function runSnapshots(run: string): { step: number; dir: string }[] {
+/** The run's snapshots, by step; with `every`, those at its multiples and the last. */
+export function runSnapshots(run: string, every = 1): { step: number; dir: string }[] {
   const dir = join(run, "snapshots");
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
@@ -66,7 +68,8 @@ export function runSnapshots(run: string): { step: number; dir: string }[] {
       const m = SNAPSHOT.exec(name);
       return m ? [{ step: Number(m[1]), dir: join(dir, name) }] : [];
     })
-    .sort((a, b) => a.step - b.step);
+    .sort((a, b) => a.step - b.step)
+    .filter((s, i, all) => s.step % every === 0 || i === all.length - 1);
 }
 
 /** FID at about 3/4 of the last step against the last: the share by which it still improved. */
@@ -82,11 +85,11 @@ export function lastQuarter(points: readonly ConvergencePoint[]): ConvergenceRes
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, "utf8")) as T;
 
 export function convergence(o: ConvergenceOptions, hooks: ConvergenceHooks = {}): ConvergenceResult {
-  const snapshots = runSnapshots(o.run);
+  const snapshots = runSnapshots(o.run, o.every);
   if (snapshots.length === 0) throw new Error(`${o.run} has no snapshots (snapshots/step-N): train with --snapshot-every N`);
   const paths = convergencePaths(o.run);
   const saved = existsSync(paths.result) ? readJson<ConvergenceResult>(paths.result).options : null;
-  const changed = saved ? (Object.keys(o) as (keyof ConvergenceOptions)[]).filter((k) => k !== "run" && JSON.stringify(saved[k]) !== JSON.stringify(o[k])) : [];
+  const changed = saved ? (Object.keys(o) as (keyof ConvergenceOptions)[]).filter((k) => k !== "run" && k !== "every" && JSON.stringify(saved[k]) !== JSON.stringify(o[k])) : [];
   if (changed.length > 0) throw new Error(`${paths.dir} holds scores made with other settings (${changed.join(", ")}); use the same ones, or delete it to start again`);
   if (!existsSync(paths.floor)) writeJsonAtomic(paths.floor, writeRealFeatures(o, paths.realFeatures, (d, t) => hooks.onProgress?.("real features", d, t)));
   const floor = readJson<QualityResult>(paths.floor);

@@ -50,6 +50,9 @@ describe("convergence", () => {
     rmSync(paths.point(3));
     assert.deepEqual(convergence(o).points[2], r.points[2]);
     assert.throws(() => convergence({ ...o, steps: 3 }), /other settings \(steps\)/);
+    // every 2 steps: snapshots 2 and 4 only (4 is also the last), the same scores as before
+    assert.deepEqual(convergence({ ...o, every: 2 }).points, [r.points[1], r.points[3]]);
+    assert.deepEqual(convergence({ ...o, every: 3 }).points.map((p) => p.step), [3, 4], "the last snapshot always");
     assert.throws(() => convergence({ ...o, run: join(scratch, "tiny") }), /no snapshots/);
     assert.ok(snapshotDir(run, 4).endsWith("step-0000004"));
   });
