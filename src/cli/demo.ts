@@ -109,7 +109,7 @@ export function registerDemo(program: Command): void {
     .option("--full", `the longer budget: ${BUDGETS.full.finetuneSteps} fine-tuning steps at batch ${BUDGETS.full.batchSize} (20% of the original training), ${BUDGETS.full.numSamples} samples, DDIM ${BUDGETS.full.samplingSteps} steps, the scratch row`)
     .option("--finetune-steps <n>", `fine-tuning steps (default ${BUDGETS.default.finetuneSteps} at batch ${BUDGETS.default.batchSize}; --full ${BUDGETS.full.finetuneSteps} at ${BUDGETS.full.batchSize})`, positiveInt)
     .option("--batch-size <n>", "fine-tuning batch", positiveInt)
-    .option("--lr <x>", "fine-tuning learning rate (cosine decay after warm-up), in (0, 1]", learningRate(), 2e-4)
+    .option("--lr <x>", "fine-tuning learning rate, constant from the first step (ddpm_train.py's recipe: Adam, no warm-up, EMA 0.9999), in (0, 1]", learningRate(), 2e-4)
     .option("--num-samples <n>", "samples per model for FID and SSIM", positiveInt)
     .option("--sampling-steps <n>", "DDIM steps", positiveInt)
     .option("--skip <type>", SKIP_HELP, oneOf<SkipType>(...SKIP_TYPES), "uniform")

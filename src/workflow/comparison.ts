@@ -13,7 +13,7 @@ import { disposePipeline, imageShape, loadPipeline, MODEL_INDEX, type Pipeline, 
 import { criterionNamed, drawCalibration, saveCalibration } from "../pruning/index.js";
 import { bootstrapMean, ClassifierExtractor, compareSamples, evaluate, evaluationSamples } from "../metrics/index.js";
 import { pruneModelFolder } from "./prune.js";
-import { finetune } from "./finetune.js";
+import { finetune, recipe } from "./finetune.js";
 import { readPruningRecord, storedGradients, type PruningRecord, type StoredGradients } from "./record.js";
 import { writeComparisonReport } from "./comparison-report.js";
 import { comparisonPaths, PRETRAINED, SCRATCH, type ComparisonOptions, type ComparisonRow } from "./run-folder.js";
@@ -114,19 +114,7 @@ function finetuneMethod(o: ComparisonOptions, method: string, hooks: ComparisonH
     data: o.data,
     out: paths.finetune(method),
     resume: true,
-    train: {
-      steps: o.finetuneSteps,
-      batchSize: o.batchSize,
-      lr: o.lr,
-      warmupSteps: Math.min(100, Math.floor(o.finetuneSteps / 10)),
-      lrSchedule: "cosine",
-      ema: true,
-      flip: false,
-      gradClip: 1,
-      seed: o.seed,
-      checkpointEvery: Math.max(10, Math.floor(o.finetuneSteps / 20)),
-      sampleEvery: 0,
-    },
+    train: recipe(o, o.seed, o.finetuneSteps),
     ...(hooks.onProgress ? { onStep: (info, total) => hooks.onProgress!(`fine-tune ${method}`, info.step, total) } : {}),
     ...(hooks.onMessage ? { onEvent: hooks.onMessage } : {}),
   });

@@ -28,6 +28,34 @@ import {
 import { latentDataset, LatentTrainer } from "./latent-data.js";
 import { isMainProcess } from "./distributed.js";
 
+/**
+ * The fine-tuning recipe of the paper's ddpm_train.py: Adam (0.9, 0.999) without weight decay,
+ * lr constant from the first step (no warm-up), gradient clip 1, EMA up to 0.9999. Where it
+ * differs: the EMA warms up as 1 - (1 + s/9)^-1 = s / (9 + s) (our EMA's inv_gamma/power form),
+ * which is the reference's (1 + s) / (10 + s) one step later; no random flips, as the base model
+ * was trained (ddpm_train.py flips CIFAR-10); dropout stays what the model's config says.
+ */
+export function recipe(o: { batchSize: number; lr: number }, seed: number, steps: number): Partial<TrainOptions> {
+  return {
+    steps,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    warmupSteps: 0,
+    lrSchedule: "constant",
+    adamBetas: [0.9, 0.999],
+    weightDecay: 0,
+    gradClip: 1,
+    ema: true,
+    emaMaxDecay: 0.9999,
+    emaInvGamma: 9,
+    emaPower: 1,
+    flip: false,
+    seed,
+    checkpointEvery: Math.max(10, Math.floor(steps / 20)),
+    sampleEvery: 0,
+  };
+}
+
 export interface FinetuneOptions extends ModelSource {
   /** Training data (a dataset spec). */
   data: string;

@@ -2,11 +2,11 @@
 // criteria end to end (prune, fine-tune, sample, measure, report). The CLI commands call these.
 export { PRUNING_FILE, readPruningRecord, writePruningRecord, storedGradients, type PruningRecord, type StoredGradients } from "./record.js";
 export { pruneModelFolder, checkPrunePaths, checkWouldPrune, pruneOutputReuse, SCHEDULER_FILE, type PruneFolderOptions } from "./prune.js";
-export { finetune, runModelDir, RUN_CONFIG, snapshotDir, type FinetuneOptions, type FinetuneResult } from "./finetune.js";
+export { finetune, recipe, runModelDir, RUN_CONFIG, snapshotDir, type FinetuneOptions, type FinetuneResult } from "./finetune.js";
 export { runComparison, checkComparisonPaths, type ComparisonMetrics, type ComparisonHooks } from "./comparison.js";
 export { comparisonPaths, PRETRAINED, SCRATCH, type ComparisonOptions, type ComparisonRow } from "./run-folder.js";
 export { writeComparisonReport } from "./comparison-report.js";
-export { runStudy, writeStudy, recipe, type StageEvent, type StudyHooks } from "./study.js";
+export { runStudy, writeStudy, type StageEvent, type StudyHooks } from "./study.js";
 export { baseTraining, budgetSteps, studyPaths, type StudyOptions } from "./study-folder.js";
 export { assembleStudy, type StudyResult } from "./study-summary.js";
 export { summarize, pairedDifference, perImageDifference, type Summary } from "./study-stats.js";

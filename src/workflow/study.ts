@@ -16,7 +16,7 @@ import { disposePipeline, isClassConditional, loadPipeline, type Pipeline, type 
 import { countOpsAndParams, criterionNamed, drawCalibration, saveCalibration, unetForward } from "../pruning/index.js";
 import { compareSamples } from "../metrics/index.js";
 import { pruneModelFolder } from "./prune.js";
-import { finetune, runModelDir } from "./finetune.js";
+import { finetune, recipe, runModelDir } from "./finetune.js";
 import { readPruningRecord, writePruningRecord, type PruningRecord } from "./record.js";
 import { gradientFiles, gradientKey, readGradientReport, storedGradients, writeGradientSnapshots } from "./study-gradients.js";
 import { SCRATCH } from "./run-folder.js";
@@ -58,34 +58,6 @@ const CLASSIFIER_MACS = 1e7;
 
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, "utf8")) as T;
 const GRADIENT_CRITERIA = (methods: string[]) => methods.filter((m) => criterionNamed(m).gradients !== null);
-
-/**
- * The fine-tuning recipe of the paper's ddpm_train.py: Adam (0.9, 0.999) without weight decay,
- * lr constant from the first step (no warm-up), gradient clip 1, EMA up to 0.9999. Where it
- * differs: the EMA warms up as 1 - (1 + s/9)^-1 = s / (9 + s) (our EMA's inv_gamma/power form),
- * which is the reference's (1 + s) / (10 + s) one step later; no random flips, as the base model
- * was trained (ddpm_train.py flips CIFAR-10); dropout stays what the model's config says.
- */
-export function recipe(o: Pick<StudyOptions, "batchSize" | "lr">, seed: number, steps: number): Partial<TrainOptions> {
-  return {
-    steps,
-    batchSize: o.batchSize,
-    lr: o.lr,
-    warmupSteps: 0,
-    lrSchedule: "constant",
-    adamBetas: [0.9, 0.999],
-    weightDecay: 0,
-    gradClip: 1,
-    ema: true,
-    emaMaxDecay: 0.9999,
-    emaInvGamma: 9,
-    emaPower: 1,
-    flip: false,
-    seed,
-    checkpointEvery: Math.max(10, Math.floor(steps / 20)),
-    sampleEvery: 0,
-  };
-}
 
 /**
  * Options that only choose which stages run: each stage's file is named by its seed, method,
