@@ -100,12 +100,12 @@ export class Attention extends Module {
     // scores[i, j] = scale * q_i . k_j, the scale applied inside the matmul (beta 0 ignores the input)
     const scores = torch.baddbmm(torch.zeros([1, 1, 1], { dtype: q.dtype, device: q.device }), q.transpose(1, 2), k, { beta: 0, alpha: this.scale });
     const probs = scores.softmax(-1);
-    // out[:, c, i] = sum_j v[:, c, j] probs[:, i, j]; computed as (probs @ v^T)^T on channels_last
-    // input, which gives the result in that layout without a copy
-    const attended =
-      this.heads === 1 && x.isContiguous("channels_last")
-        ? probs.bmm(v.transpose(1, 2)).transpose(1, 2).reshape(b, -1, h, w)
-        : v.bmm(probs.transpose(1, 2)).reshape(b, -1, h, w);
+    // out[:, c, i] = sum_j v[:, c, j] probs[:, i, j]. On channels_last input it is computed token
+    // by token, probs @ v^T [B*heads, HW, d], and laid out [B, H, W, heads*d]: NHWC without a copy
+    // for one head (one copy for several), so the layers after keep the layout.
+    const attended = x.isContiguous("channels_last")
+      ? probs.bmm(v.transpose(1, 2)).reshape(b, this.heads, h * w, -1).permute(0, 2, 1, 3).reshape(b, h, w, -1).permute(0, 3, 1, 2)
+      : v.bmm(probs.transpose(1, 2)).reshape(b, -1, h, w);
     return this.#rescale(torch.conv1x1(attended, this.toOut.at(0).weight, this.toOut.at(0).bias).add(x));
   }
 

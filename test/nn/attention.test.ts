@@ -1,7 +1,7 @@
 // Attention runs channels-first (1x1-convolution projections, no token transposes) unless it is
 // traced, when it runs diffusers' op sequence on tokens (the order pruning must follow). Both
 // must give the same values and the same gradients, in NCHW and in channels_last, with one head
-// and several; and the tracer must see the token sequence.
+// and several, the output in the input's layout; and the tracer must see the token sequence.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as torch from "../../src/torch/index.js";
@@ -37,6 +37,8 @@ describe("Attention", () => {
       const x = torch.randn([2, 8, 3, 5]).contiguous(layout);
       const fast = run(a, x, false);
       const traced = run(a, x, true);
+      const layoutOut = torch.tidy(() => torch.noGrad(() => a.forward(x)).isContiguous(layout));
+      assert.ok(layoutOut, `the output keeps the ${layout} layout`);
       // float32 rounding: a few 1e-6 of the largest value compared (gradients reach ~50, and
       // to_k.bias's is 0 up to that rounding: softmax ignores a shift shared by all keys)
       const tol = (...v: number[][]) => 5e-6 * Math.max(1, ...v.flat().map(Math.abs));
