@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { packageRoot } from "../io/index.js";
 import { CRITERIA } from "../pruning/index.js";
 import { SKIP_TYPES, type SkipType } from "../diffusion/index.js";
-import { runComparison, SCRATCH, type ComparisonOptions, type ComparisonRow } from "../workflow/index.js";
+import { runComparison, SCRATCH, studyPointer, type ComparisonOptions, type ComparisonRow } from "../workflow/index.js";
 import { fraction, learningRate, nonNegativeInt, oneOf, positiveInt, SKIP_HELP } from "./args.js";
 import { Progress } from "./progress.js";
 
@@ -133,6 +133,7 @@ export function registerDemo(program: Command): void {
       });
       if (args.json) return console.log(JSON.stringify(metrics));
       console.log(`\n${formatTable(metrics.rows)}`);
+      if (!args.latent) console.log(`\n${studyPointer().join("\n")}`);
       console.log(`\n${options.out}/report.html, metrics.json (${((Date.now() - start) / 60000).toFixed(1)} min)`);
     });
 }

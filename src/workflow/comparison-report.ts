@@ -15,7 +15,7 @@ export const displayPath = (p: string): string => {
   return r && !r.startsWith("..") && !isAbsolute(r) ? r : p;
 };
 
-export function writeComparisonReport(o: ComparisonOptions, results: ComparisonRow[], gradients: GradientReport | null, records: Map<string, PruningRecord>): void {
+export function writeComparisonReport(o: ComparisonOptions, results: ComparisonRow[], gradients: GradientReport | null, records: Map<string, PruningRecord>, extraNotes: string[] = []): void {
   const paths = comparisonPaths(o);
   const rows: ReportRow[] = results.map((r) => {
     const grid = join(paths.method(r.name), "grid.png");
@@ -51,6 +51,7 @@ export function writeComparisonReport(o: ComparisonOptions, results: ComparisonR
       `SSIM: against the pretrained model's samples from the same initial noise (DDIM, eta 0, skip ${o.skip}${o.skip === "uniform" || o.skip === "quad" ? ": the paper's sampler" : ""}), images in [0, 1]; one seed (${o.seed}), ${o.numSamples} images.`,
       "Latency: median ms per UNet evaluation at batch 1 on this machine; speed-up = pretrained / pruned.",
       `MACs per image by Torch-Pruning's counting rules. Command: diffprune demo --out ${o.out}`,
+      ...extraNotes,
     ],
   });
   writeFileAtomic(join(o.out, "report.html"), html);

@@ -16,6 +16,7 @@ import { pruneModelFolder } from "./prune.js";
 import { finetune, recipe } from "./finetune.js";
 import { readPruningRecord, storedGradients, type PruningRecord, type StoredGradients } from "./record.js";
 import { writeComparisonReport } from "./comparison-report.js";
+import { studyPointer } from "./study-pointer.js";
 import { comparisonPaths, PRETRAINED, SCRATCH, type ComparisonOptions, type ComparisonRow } from "./run-folder.js";
 
 export interface ComparisonMetrics {
@@ -205,6 +206,8 @@ export function runComparison(o: ComparisonOptions, hooks: ComparisonHooks = {})
   // Inputs are checked before anything is written: a bad model or dataset leaves no run folder.
   checkComparisonPaths(o);
   const pretrained = loadPipeline({ model: o.model }, { latent: true });
+  // the study measures pixel-space models: a latent comparison's report does not point to it
+  const pixelSpace = !pretrained.autoencoder;
   try {
     const image = imageShape(pretrained.model, pretrained.autoencoder);
     openDataset(o.data, { sampleSize: image.size, channels: image.channels });
@@ -247,6 +250,6 @@ export function runComparison(o: ComparisonOptions, hooks: ComparisonHooks = {})
     diff_pruning: storedGradients(gradients),
   };
   writeJsonAtomic(join(o.out, "metrics.json"), metrics);
-  writeComparisonReport(o, rows, gradients, records);
+  writeComparisonReport(o, rows, gradients, records, pixelSpace ? studyPointer() : []);
   return metrics;
 }

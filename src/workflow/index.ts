@@ -9,6 +9,7 @@ export { writeComparisonReport } from "./comparison-report.js";
 export { runStudy, writeStudy, type StageEvent, type StudyHooks } from "./study.js";
 export { baseTraining, budgetSteps, studyPaths, type StudyOptions } from "./study-folder.js";
 export { assembleStudy, type StudyResult } from "./study-summary.js";
+export { SHIPPED_STUDY, studyHeadline, studyPointer } from "./study-pointer.js";
 export { summarize, pairedDifference, perImageDifference, type Summary } from "./study-stats.js";
 export { convergence, convergenceChart, convergencePaths, CONVERGED_BELOW, lastQuarter, runSnapshots, type ConvergenceOptions, type ConvergencePoint, type ConvergenceResult } from "./convergence.js";
 export { latentDataset, latentCachePath, encoderHash, LatentDataset, LatentTrainer, type LatentDataOptions } from "./latent-data.js";

@@ -55,6 +55,7 @@ describe("diffprune demo", () => {
     const r = run(demoArgs(out));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /continuing the run/);
+    assert.match(r.stdout, /quick look: one seed[\s\S]*diffprune study/, "the end of the output points to the study");
     assert.equal(statSync(pruning).mtimeMs, stamp, "pruning was not redone");
     assert.doesNotMatch(r.stderr, /gradients \(t until/, "no gradient loop the second time");
     for (const name of ["pretrained", "diff-pruning", "magnitude", "scratch"]) {
@@ -92,6 +93,7 @@ describe("diffprune demo", () => {
       if (r.ssim !== null) assert.equal(Number(value("ssim")), r.ssim);
     }
     assert.equal((html.match(/<img /g) ?? []).length >= 4, true, "a sample grid per model");
+    assert.match(html, /quick look: one seed[\s\S]*diffprune study/, "the report points to the study");
   });
 
   test("bad input: one line saying what to do, a non-zero exit, no run folder", () => {
