@@ -157,16 +157,15 @@ export class UNet2DModel extends Module {
   forward(sample: Tensor, timestep: Tensor | number, classLabels?: Tensor | number): Tensor {
     return torch.tidy(() => {
       const batch = sample.shape[0]!;
-      const inDtype = (x: Tensor) => this.#inDtype(x);
       const t = perSample(timestep, batch, sample, "timestep");
-      let emb = this.timeEmbedding.forward(inDtype(this.timeProj.forward(t)));
-      if (this.classEmbedding !== null) emb = emb.add(inDtype(this.#classEmbedding(classLabels, batch, sample)));
+      let emb = this.timeEmbedding.forward(this.#inDtype(this.timeProj.forward(t)));
+      if (this.classEmbedding !== null) emb = emb.add(this.#inDtype(this.#classEmbedding(classLabels, batch, sample)));
       else if (classLabels !== undefined)
         throw new Error("UNet2DModel: class labels were given but this model is not class-conditional (its config has class_embed_type and num_class_embeds null)");
 
       // after toMemoryFormat("channels_last"), the whole forward in NHWC, chosen once here
       const channelsLast = this.#memoryFormat === "channels_last";
-      let x = inDtype(channelsLast ? sample.contiguous("channels_last") : sample);
+      let x = this.#inDtype(channelsLast ? sample.contiguous("channels_last") : sample);
       x = this.config.center_input_sample ? x.mul(2).sub(1) : x;
       x = this.convIn.forward(x);
       // an input of one channel is NCHW and NHWC at once, and oneDNN then answers in NCHW

@@ -142,5 +142,6 @@ describe("diffprune demo --latent", () => {
     // the pruned pipelines keep the shipped autoencoder, byte for byte
     const vae = (dir: string) => readFileSync(join(dir, "vae", "diffusion_pytorch_model.safetensors"));
     assert.ok(vae(join(out, "diff-pruning", "pruned")).equals(vae(join(repoRoot(), "models", "fashion-mnist-ldm"))));
+    assert.doesNotMatch(readFileSync(join(out, "report.html"), "utf8"), /diffprune study/, "the study measures pixel-space models: no pointer to it here");
   });
 });
